@@ -1,0 +1,15 @@
+//! Sightline's embedded storage. Everything enters through an [`LogAppender`] and leaves
+//! through a [`LogQuerier`]; nothing else in the workspace touches files under the data dir.
+//!
+//! Fed by: the server's ingest pipeline (decoded, validated batches of model records).
+//! Feeds: the query crate (scans with pruning hints) and the server's self-metrics.
+//!
+//! Layout: `wal.rs` (write-ahead log), `event_store.rs` (tenant/day partitions, in-memory
+//! buffers, parts, merges, retention), `part.rs` (the immutable columnar part file),
+//! `encoding.rs` (typed column encodings), `bloom.rs` (per-block token filters).
+
+pub mod api;
+pub mod error;
+
+pub use api::{LogAppender, LogQuerier, LogStore, ScanRequest, ScanStats, StoreStats};
+pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! Protocol decoders and log line parsers (being written).
