@@ -9,7 +9,14 @@
 //! `encoding.rs` (typed column encodings), `bloom.rs` (per-block token filters).
 
 pub mod api;
+pub mod bloom;
+pub mod encoding;
 pub mod error;
+pub mod event_store;
+pub mod manifest;
+pub mod part;
+pub mod wal;
 
 pub use api::{LogAppender, LogQuerier, LogStore, ScanRequest, ScanStats, StoreStats};
 pub use error::{Error, Result};
+pub use event_store::{EventStore, FsyncPolicy, ReplayReport, StoreConfig};

@@ -1,1 +1,22 @@
-//! Protocol decoders and log line parsers (being written).
+//! Sightline's protocol decoders and log line parsers: bytes from HTTP bodies (NDJSON,
+//! OTLP logs in protobuf or JSON, plain log lines in json, logfmt, nginx/apache access,
+//! apache error, syslog or a user regex) to `sightline_model::LogRecord`s.
+//!
+//! Fed by: the server's ingest endpoints and the file tailer. Feeds: the ingest pipeline
+//! (and through it storage). Decoders are pure functions of the body and the current time;
+//! they never panic on any input and reject a batch as a whole with an [`Error`] naming the
+//! line, field or record position.
+
+pub mod access_log;
+pub mod error;
+pub mod json_record;
+pub mod lines;
+pub mod logfmt;
+pub mod ndjson;
+pub mod otlp_logs;
+pub mod syslog;
+
+pub use error::{Error, Result};
+pub use lines::{parse_lines, LineFormat};
+pub use ndjson::decode_ndjson;
+pub use otlp_logs::{decode_otlp_logs_json, decode_otlp_logs_protobuf};

@@ -1,0 +1,1 @@
+service:api level:error "connection refused"

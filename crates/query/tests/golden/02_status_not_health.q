@@ -1,0 +1,1 @@
+status:>=500 -path:/health

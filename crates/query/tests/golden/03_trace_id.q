@@ -1,0 +1,1 @@
+trace_id:4bf92f3577b34da6a3ce929d0e0e4736

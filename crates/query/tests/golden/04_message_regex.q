@@ -1,0 +1,1 @@
+message:~"timeout after \d+ms"

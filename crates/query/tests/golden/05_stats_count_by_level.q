@@ -1,0 +1,1 @@
+* | stats count() by level

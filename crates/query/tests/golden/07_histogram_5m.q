@@ -1,0 +1,1 @@
+* | histogram 5m

@@ -1,0 +1,1 @@
+(level:error OR level:fatal) | stats count() as n by service

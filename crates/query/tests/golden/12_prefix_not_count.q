@@ -1,0 +1,1 @@
+time* -service:db | stats count()

@@ -1,0 +1,1 @@
+service:nosuch | stats count(), avg(duration_ms), p99(duration_ms)

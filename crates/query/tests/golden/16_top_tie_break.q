@@ -1,0 +1,1 @@
+level:error | top 5 service
