@@ -17,7 +17,7 @@ import os
 import random
 import time
 
-GEN_VERSION = 3  # bump when the output changes, so cached data is regenerated
+GEN_VERSION = 4  # bump when the output changes, so cached data is regenerated
 
 # 2026-11-19T12:00:00Z: a fixed start; the data spans ~1 day from here.
 START_US = 1_795_089_600 * 1_000_000
@@ -192,6 +192,70 @@ class _Writer:
         self.f.close()
 
 
+def _more_templates(k, r, gb, uid, x, em, extra):
+    """Further message templates (26-50): (message, level)."""
+    if k == 0:
+        if x < 0.02 * em:
+            return "token validation failed for %s: token expired %ds ago" % (uid, int(r() * 86400)), "warn"
+        return "issued access token for %s, expires in %ds" % (uid, 900 * (1 + int(r() * 4))), "info"
+    if k == 1:
+        n = int(r() * 40)
+        return "search query returned %d hits in %dms (index=%s)" % (
+            int(r() * 5000), n, ["products-v7", "orders-v2", "users-v3"][int(r() * 3)]), "info"
+    if k == 2:
+        return "sent %s email to %s (message id %s@mail.example.com)" % (
+            ["order-confirmation", "password-reset", "shipping-update", "newsletter", "receipt"][int(r() * 5)],
+            uid, "%016x" % gb(64)), "info"
+    if k == 3:
+        if x < 0.03 * em:
+            return "webhook delivery to https://hooks.partner%d.example.com/events failed: HTTP %d, will retry" % (
+                int(r() * 40), [500, 502, 503, 504, 410][int(r() * 5)]), "error"
+        return "webhook delivered to https://hooks.partner%d.example.com/events in %dms" % (
+            int(r() * 40), int(r() * 900)), "info"
+    if k == 4:
+        return "kafka consumer group %s rebalanced: %d partitions assigned" % (
+            QUEUES[int(r() * len(QUEUES))] + "-consumers", 1 + int(r() * 12)), "info"
+    if k == 5:
+        return "shipment %s for order ord_%010d handed to %s, tracking %s" % (
+            "shp_%08x" % gb(32), int(r() * 3_000_000_000), ["DHL", "UPS", "DPD", "FedEx", "GLS"][int(r() * 5)],
+            "1Z%016X" % gb(64)), "info"
+    if k == 6:
+        return "refund %s of %.2f %s issued for order ord_%010d" % (
+            "re_%010x" % gb(40), r() * 300, CURRENCIES[int(r() * len(CURRENCIES))], int(r() * 3_000_000_000)), "info"
+    if k == 7:
+        if x < 0.05:
+            return "fraud score %.3f above threshold for %s, order held for review" % (0.8 + r() * 0.2, uid), "warn"
+        return "fraud score %.3f for %s" % (r() * 0.8, uid), "debug"
+    if k == 8:
+        return "image %s resized to %dx%d in %dms (%d bytes)" % (
+            "img_%012x" % gb(48), [128, 256, 512, 1024][int(r() * 4)], [128, 256, 512, 1024][int(r() * 4)],
+            int(r() * 400), int(r() * 900000)), "info"
+    if k == 9:
+        return "session %s expired for %s after %dm idle" % ("%024x" % gb(96), uid, 15 + int(r() * 120)), "debug"
+    if k == 10:
+        return "rate limiter: %s used %d/%d requests in window" % (uid, int(r() * 1000), 1000), "debug"
+    if k == 11:
+        if x < 0.02 * em:
+            return "request body validation failed: field %s: %s" % (
+                ["email", "quantity", "address.zip", "currency", "items[0].sku"][int(r() * 5)],
+                ["must not be empty", "must be > 0", "invalid format", "unsupported value"][int(r() * 4)]), "warn"
+        return "validated request with %d fields" % int(r() * 30), "debug"
+    if k == 12:
+        return "coupon %s applied to cart %s: -%d%%" % (
+            "SAVE%02d-%04X" % (int(r() * 50), gb(16)), "cart_%08x" % gb(32), 5 + int(r() * 30)), "info"
+    if k == 13:
+        if x < 0.015 * em:
+            return "invoice %s generation failed: template render error at line %d" % ("inv_%08x" % gb(32), int(r() * 300)), "error"
+        return "invoice %s generated (%d pages, %d KiB)" % ("inv_%08x" % gb(32), 1 + int(r() * 4), 20 + int(r() * 400)), "info"
+    if k == 14:
+        return "recommendations model %s served %d items for %s (cache %s)" % (
+            ["als-2026-11-18", "two-tower-v4", "popular-fallback"][int(r() * 3)], 10 + int(r() * 40), uid,
+            "hit" if r() < 0.6 else "miss"), "info"
+    return "migration %04d_%s applied in %dms" % (
+        int(r() * 400), ["add_index_orders_user", "create_refunds", "alter_sessions_ttl", "backfill_sku"][int(r() * 4)],
+        int(r() * 3000)), "info"
+
+
 def gen_app(path, ch_path, target, seed, seg, nseg, needle_at=None):
     """JSON application logs, segment seg of nseg. Returns stats incl. the needle trace id
     (when needle_at, a fraction of the segment, is given)."""
@@ -293,7 +357,7 @@ def gen_app(path, ch_path, target, seed, seg, nseg, needle_at=None):
             else:
                 msg = "%s %s %d %.1fms" % (method, pth, status, duration)
         else:
-            t = int(r() * 46)
+            t = int(r() * 62)
             uid = user()
             level = "info"
             if t < 6:
@@ -397,8 +461,10 @@ def gen_app(path, ch_path, target, seed, seg, nseg, needle_at=None):
                 else:
                     msg = "health check ok (%d deps)" % (1 + int(r() * 6))
                     level = "debug"
-            else:
+            elif t < 46:
                 msg = "config reloaded: %d keys changed" % int(r() * 12)
+            else:
+                msg, level = _more_templates(t - 46, r, gb, uid, x, em, extra)
         n_lines += 1
         levels_count[level] = levels_count.get(level, 0) + 1
         # JSON: the field order is fixed: ts, level, service, message, trace_id, span_id, ...

@@ -106,7 +106,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(have.contains(t), "hint {t:?} excludes a match of {text:?}");
         }
         if let Some(s) = &req.services {
-            assert!(s.contains(&r.service), "service hint excludes a match of {text:?}");
+            assert!(
+                s.contains(&r.service),
+                "service hint excludes a match of {text:?}"
+            );
         }
     }
     let out = execute(&q, &querier, 2).expect("the in-memory scan cannot fail");

@@ -117,6 +117,9 @@ mod tests {
         assert!(TraceId::from_hex("zz f92f3577b34da6a3ce929d0e0e473").is_err());
         assert_eq!(TraceId::from_bytes(&[0; 16]).unwrap(), None);
         assert!(SpanId::from_bytes(&[1; 3]).is_err());
-        assert_eq!(SpanId::from_hex("00f067aa0ba902b7").unwrap().to_hex(), "00f067aa0ba902b7");
+        assert_eq!(
+            SpanId::from_hex("00f067aa0ba902b7").unwrap().to_hex(),
+            "00f067aa0ba902b7"
+        );
     }
 }

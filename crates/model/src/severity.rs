@@ -87,7 +87,14 @@ mod tests {
 
     #[test]
     fn numbers_and_names_agree() {
-        for l in [Level::Trace, Level::Debug, Level::Info, Level::Warn, Level::Error, Level::Fatal] {
+        for l in [
+            Level::Trace,
+            Level::Debug,
+            Level::Info,
+            Level::Warn,
+            Level::Error,
+            Level::Fatal,
+        ] {
             assert_eq!(Level::from_number(l.number()), l);
             assert_eq!(Level::from_number(l.number() + 3), l);
             assert_eq!(Level::parse(l.as_str()), Some(l));

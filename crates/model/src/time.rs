@@ -97,8 +97,14 @@ mod tests {
         assert_eq!(unix_int_to_ns(s).unwrap(), s * 1_000_000_000);
         assert_eq!(unix_int_to_ns(s * 1000).unwrap(), s * 1_000_000_000);
         assert_eq!(unix_int_to_ns(s * 1_000_000).unwrap(), s * 1_000_000_000);
-        assert_eq!(unix_int_to_ns(s * 1_000_000_000).unwrap(), s * 1_000_000_000);
-        assert_eq!(unix_number_to_ns(1_700_000_000.5).unwrap(), s * 1_000_000_000 + 500_000_000);
+        assert_eq!(
+            unix_int_to_ns(s * 1_000_000_000).unwrap(),
+            s * 1_000_000_000
+        );
+        assert_eq!(
+            unix_number_to_ns(1_700_000_000.5).unwrap(),
+            s * 1_000_000_000 + 500_000_000
+        );
         assert!(unix_number_to_ns(f64::NAN).is_err());
         assert!(unix_int_to_ns(-1).is_err());
     }

@@ -36,6 +36,18 @@ pub struct Word {
     pub text: String,
     /// Written with a trailing `*`: its last token matches as a prefix.
     pub prefix: bool,
+    /// The tokens of `text` (lowercased, not length-capped), computed once.
+    pub tokens: Vec<String>,
+}
+
+impl Word {
+    pub fn new(text: &str, prefix: bool) -> Self {
+        Self {
+            text: text.to_string(),
+            prefix,
+            tokens: crate::matcher::all_tokens(text),
+        }
+    }
 }
 
 /// The field a condition, aggregate or projection names.
@@ -72,8 +84,9 @@ impl Field {
 pub enum FieldOp {
     /// `field:*`: the field is present (non-empty for message and service).
     Exists,
-    /// `field:value` or `field:"value"`: equality of the text form (token match for
-    /// the message when unquoted, level by meaning).
+    /// `field:value` or `field:"value"`: equality of the text form (level by meaning).
+    /// The parser turns `message:` equality and prefixes into [`Filter::Word`] and
+    /// [`Filter::Phrase`].
     Eq { value: String, quoted: bool },
     /// `field:val*`: the text form starts with `val`.
     Prefix(String),

@@ -91,7 +91,7 @@ fn indexable(t: &str) -> bool {
 
 /// A bare word's tokens that are whole tokens of any match (all but a prefix's last).
 fn word_tokens(w: &Word) -> Vec<String> {
-    let mut t = all_tokens(&w.text);
+    let mut t = w.tokens.clone();
     if w.prefix && w.text.chars().last().is_some_and(is_token_char) {
         t.pop();
     }
@@ -137,14 +137,8 @@ fn field_hints(field: &Field, op: &FieldOp) -> Hints {
                 value,
                 quoted: false,
             },
-        ) => tokens_only(word_tokens(&Word {
-            text: value.clone(),
-            prefix: false,
-        })),
-        (Field::Message, FieldOp::Prefix(p)) => tokens_only(word_tokens(&Word {
-            text: p.clone(),
-            prefix: true,
-        })),
+        ) => tokens_only(word_tokens(&Word::new(value, false))),
+        (Field::Message, FieldOp::Prefix(p)) => tokens_only(word_tokens(&Word::new(p, true))),
         (Field::Service, FieldOp::Eq { value, .. }) => Hints {
             tokens: BTreeSet::new(),
             services: Some(BTreeSet::from([value.clone()])),

@@ -10,14 +10,14 @@
 //! `aggregate.rs` holds `stats`/`histogram`/`top`; `render.rs` the JSON output. The
 //! language is documented in `docs/query-language.md`.
 
-pub mod aggregate;
+mod aggregate;
 pub mod ast;
 pub mod error;
-pub mod eval;
-pub mod hints;
-pub mod matcher;
-pub mod parser;
-pub mod render;
+mod eval;
+mod hints;
+mod matcher;
+mod parser;
+mod render;
 
 pub use ast::{Agg, AggFunc, CmpOp, Field, FieldName, FieldOp, Filter, Pattern, Pipe, Query, Word};
 pub use error::{Error, ParseError, Result};

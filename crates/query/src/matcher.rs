@@ -74,7 +74,7 @@ pub(crate) fn all_tokens(s: &str) -> Vec<String> {
 /// tokens (the last as a prefix for `word*`); a word without any token character is a
 /// case-insensitive substring.
 pub(crate) fn word_matches(w: &Word, text: &str) -> bool {
-    let want = all_tokens(&w.text);
+    let want = &w.tokens;
     if want.is_empty() {
         return phrase_matches(&w.text, text);
     }
@@ -165,13 +165,7 @@ fn field_matches(field: &Field, op: &FieldOp, r: &LogRecord) -> bool {
         FieldOp::Eq { value, quoted } => match field {
             Field::Level => Level::parse(value).is_some_and(|l| l == r.level()),
             Field::Message if *quoted => phrase_matches(value, &r.body),
-            Field::Message => word_matches(
-                &Word {
-                    text: value.clone(),
-                    prefix: false,
-                },
-                &r.body,
-            ),
+            Field::Message => word_matches(&Word::new(value, false), &r.body),
             Field::Service => r.service == *value,
             Field::TraceId | Field::SpanId => {
                 field_text(r, field).is_some_and(|t| t.eq_ignore_ascii_case(value))
@@ -184,13 +178,7 @@ fn field_matches(field: &Field, op: &FieldOp, r: &LogRecord) -> bool {
             Field::Timestamp => field_text(r, field).is_some_and(|t| t == *value),
         },
         FieldOp::Prefix(p) => match field {
-            Field::Message => word_matches(
-                &Word {
-                    text: p.clone(),
-                    prefix: true,
-                },
-                &r.body,
-            ),
+            Field::Message => word_matches(&Word::new(p, true), &r.body),
             Field::Level | Field::TraceId | Field::SpanId => {
                 field_text(r, field).is_some_and(|t| t.starts_with(p.to_ascii_lowercase().as_str()))
             }

@@ -261,20 +261,31 @@ impl Parser {
                     self.pos = start + name.chars().count() + 1;
                     let field = Field::from_name(name);
                     let op = self.field_value(&field)?;
-                    return Ok(Filter::Field { field, op });
+                    return Ok(match (field, op) {
+                        (
+                            Field::Message,
+                            FieldOp::Eq {
+                                value,
+                                quoted: true,
+                            },
+                        ) => Filter::Phrase(value),
+                        (
+                            Field::Message,
+                            FieldOp::Eq {
+                                value,
+                                quoted: false,
+                            },
+                        ) => Filter::Word(Word::new(&value, false)),
+                        (Field::Message, FieldOp::Prefix(p)) => Filter::Word(Word::new(&p, true)),
+                        (field, op) => Filter::Field { field, op },
+                    });
                 }
                 if run == "*" {
                     return Ok(Filter::All);
                 }
                 Ok(Filter::Word(match run.strip_suffix('*') {
-                    Some(p) => Word {
-                        text: p.to_string(),
-                        prefix: true,
-                    },
-                    None => Word {
-                        text: run,
-                        prefix: false,
-                    },
+                    Some(p) => Word::new(p, true),
+                    None => Word::new(&run, false),
                 }))
             }
         }
@@ -597,10 +608,7 @@ mod tests {
     }
 
     fn word(t: &str) -> Filter {
-        Filter::Word(Word {
-            text: t.into(),
-            prefix: false,
-        })
+        Filter::Word(Word::new(t, false))
     }
 
     fn eq(field: &str, v: &str) -> Filter {
@@ -629,13 +637,7 @@ mod tests {
     #[test]
     fn words_phrases_and_prefixes() {
         assert_eq!(f("timeout"), word("timeout"));
-        assert_eq!(
-            f("time*"),
-            Filter::Word(Word {
-                text: "time".into(),
-                prefix: true
-            })
-        );
+        assert_eq!(f("time*"), Filter::Word(Word::new("time", true)));
         assert_eq!(
             f(r#""connection refused""#),
             Filter::Phrase("connection refused".into())
@@ -691,18 +693,14 @@ mod tests {
                 ..
             }
         ));
+        assert_eq!(f("msg:x"), word("x"));
+        assert_eq!(f("body:x*"), Filter::Word(Word::new("x", true)));
+        assert_eq!(f(r#"message:"a b""#), Filter::Phrase("a b".into()));
         assert!(matches!(
-            f("msg:x"),
+            f("msg:*"),
             Filter::Field {
                 field: Field::Message,
-                ..
-            }
-        ));
-        assert!(matches!(
-            f("body:x"),
-            Filter::Field {
-                field: Field::Message,
-                ..
+                op: FieldOp::Exists
             }
         ));
     }

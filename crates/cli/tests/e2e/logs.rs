@@ -327,7 +327,7 @@ fn gzip(b: &[u8]) -> Vec<u8> {
 #[test]
 fn otlp_http_protobuf_json_and_gzip_on_both_listeners() {
     let s = Server::start();
-    let t = (now_secs() as u64 - 600) * NS as u64;
+    let t = (now_secs() - 600) * NS as u64;
     let c = client();
     let post = |base: &str, ct: &str, body: Vec<u8>, gz: bool| {
         let mut r = c.post(format!("{base}/v1/logs")).header("Content-Type", ct);

@@ -71,7 +71,7 @@ pub async fn ingest(
         }
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
         let mut records = records;
-        if q.get("format").is_none() {
+        if !q.contains_key("format") {
             if let Some(s) = q.get("service") {
                 for r in records.iter_mut().filter(|r| r.service.is_empty()) {
                     r.service = s.clone();
