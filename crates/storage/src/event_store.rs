@@ -579,7 +579,14 @@ impl EventStore {
             .parts
             .iter()
             .filter(|(_, v)| v.len() > max_parts)
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .filter_map(|(k, v)| {
+                let picked = if max_parts <= 1 {
+                    v.clone()
+                } else {
+                    pick_merge(v)
+                };
+                (picked.len() >= 2).then(|| (k.clone(), picked))
+            })
             .collect();
         for (key, olds) in candidates {
             self.merge_partition(&key, &olds)?;
@@ -732,6 +739,44 @@ impl Drop for EventStore {
 }
 
 /// Takes the exclusive lock on `<logs_dir>/LOCK`.
+/// Rows a background merge writes at most. A merge reads its inputs into memory, so this
+/// bounds its memory (about 1 KiB a row in memory at worst) and keeps big parts from being
+/// rewritten again and again (write amplification): a part this big is final for the
+/// background merger; `merge_now` still merges everything.
+const MAX_MERGE_ROWS: u64 = 1_000_000;
+
+/// The parts of one partition a background merge takes: the smallest first, as many as fit
+/// under [`MAX_MERGE_ROWS`] (size-tiered, like ClickHouse and VictoriaLogs pick small parts
+/// first). Fewer than two means nothing worth merging.
+fn pick_merge(parts: &[Arc<PartHandle>]) -> Vec<Arc<PartHandle>> {
+    let rows: Vec<u64> = parts.iter().map(|h| h.entry.rows).collect();
+    pick_merge_indices(&rows, MAX_MERGE_ROWS)
+        .into_iter()
+        .map(|i| parts[i].clone())
+        .collect()
+}
+
+/// Indices into `rows` (part sizes) of the parts to merge: smallest first while the sum
+/// stays within `cap` (the first two are taken even if they exceed it together, so a
+/// merge makes progress); parts of `cap` rows or more are never taken.
+fn pick_merge_indices(rows: &[u64], cap: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&i| rows[i]);
+    let mut sum = 0u64;
+    let mut picked = Vec::new();
+    for i in order {
+        if rows[i] >= cap || (sum + rows[i] > cap && picked.len() >= 2) {
+            break;
+        }
+        sum += rows[i];
+        picked.push(i);
+    }
+    if picked.len() < 2 {
+        picked.clear();
+    }
+    picked
+}
+
 fn lock_dir(logs_dir: &Path) -> Result<fs::File> {
     let path = logs_dir.join("LOCK");
     let file = fs::OpenOptions::new()
@@ -980,6 +1025,22 @@ mod tests {
             body: ts.to_string(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn merge_picks_small_parts_under_the_cap() {
+        assert_eq!(pick_merge_indices(&[50, 10, 30, 20], 100), vec![1, 3, 2]);
+        assert_eq!(
+            pick_merge_indices(&[100, 5, 7], 100),
+            vec![1, 2],
+            "big parts are final"
+        );
+        assert_eq!(pick_merge_indices(&[100, 200, 5], 100), Vec::<usize>::new());
+        assert_eq!(
+            pick_merge_indices(&[60, 70, 80], 100),
+            vec![0, 1],
+            "progress over the cap"
+        );
     }
 
     #[test]

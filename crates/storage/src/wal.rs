@@ -17,6 +17,7 @@ use std::time::Duration;
 use sightline_model::{Attributes, LogRecord, SpanId, Tenant, TraceId, Value};
 use tracing::{debug, info, warn};
 
+use crate::encoding::{put_ivarint, put_str, put_uvarint};
 use crate::error::{Error, Result};
 
 /// First bytes of every segment file.
@@ -558,23 +559,6 @@ const TAG_FLOAT: u8 = 2;
 const TAG_BOOL: u8 = 3;
 const FLAG_TRACE: u8 = 1;
 const FLAG_SPAN: u8 = 2;
-
-fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn put_ivarint(out: &mut Vec<u8>, v: i64) {
-    put_uvarint(out, ((v << 1) ^ (v >> 63)) as u64);
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    put_uvarint(out, s.len() as u64);
-    out.extend_from_slice(s.as_bytes());
-}
 
 fn put_attrs(out: &mut Vec<u8>, attrs: &Attributes) {
     put_uvarint(out, attrs.len() as u64);

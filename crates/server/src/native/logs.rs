@@ -25,7 +25,8 @@ use crate::pipeline::{ingest_logs, rejected};
 use crate::state::AppState;
 
 /// Media types the ingest endpoint reads as text; anything else (protobuf, say) is a 415 so
-/// a misconfigured sender learns it at once.
+/// a misconfigured sender learns it at once. `application/x-www-form-urlencoded` is what
+/// `curl --data-binary` sends unless told otherwise, so it is read as text too.
 fn is_text_type(ct: &str) -> bool {
     ct.is_empty()
         || ct.starts_with("text/")
@@ -38,6 +39,7 @@ fn is_text_type(ct: &str) -> bool {
                 | "application/x-jsonlines"
                 | "application/stream+json"
                 | "application/octet-stream"
+                | "application/x-www-form-urlencoded"
         )
 }
 
