@@ -343,8 +343,36 @@ impl EventStore {
         Ok((store, report))
     }
 
+    /// Backpressure: while the unflushed buffers hold more than twice `max_buffer_bytes`
+    /// (writers outpace flushes), a committer waits for a flush to make room, so memory
+    /// stays bounded and senders slow down to what the store can write. After
+    /// [`MAX_BACKPRESSURE_WAIT`] it goes ahead anyway (the WAL keeps the batch durable), so
+    /// a flush that keeps failing does not hang every writer.
+    fn wait_for_room(&self) -> Result<()> {
+        let limit = self.cfg.max_buffer_bytes.saturating_mul(2);
+        let deadline = Instant::now() + MAX_BACKPRESSURE_WAIT;
+        loop {
+            if lock(&self.state).buffered_bytes < limit {
+                return Ok(());
+            }
+            if lock(&self.wal).closed {
+                return Err(Error::Closed);
+            }
+            if Instant::now() > deadline {
+                warn!(
+                    limit,
+                    "buffers stay over their limit: flushes are failing or too slow"
+                );
+                return Ok(());
+            }
+            self.signal.set(|s| s.flush_requested = true);
+            std::thread::sleep(BACKPRESSURE_POLL);
+        }
+    }
+
     fn commit_batch(&self, tenant: &Tenant, records: Vec<LogRecord>) -> Result<usize> {
         let n = records.len();
+        self.wait_for_room()?;
         let mut w = lock(&self.wal);
         if w.closed {
             return Err(Error::Closed);
@@ -739,6 +767,14 @@ impl Drop for EventStore {
 }
 
 /// Takes the exclusive lock on `<logs_dir>/LOCK`.
+/// How long a committer waits for room in the buffers before going ahead (see
+/// `wait_for_room`): long enough to ride out a large flush, short enough that a broken
+/// disk shows up as slow requests rather than hung ones.
+const MAX_BACKPRESSURE_WAIT: Duration = Duration::from_secs(30);
+
+/// How often a waiting committer looks again: small against a flush (hundreds of ms).
+const BACKPRESSURE_POLL: Duration = Duration::from_millis(10);
+
 /// Rows a background merge writes at most. A merge reads its inputs into memory, so this
 /// bounds its memory (about 1 KiB a row in memory at worst) and keeps big parts from being
 /// rewritten again and again (write amplification): a part this big is final for the
@@ -1025,6 +1061,30 @@ mod tests {
             body: ts.to_string(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn writers_wait_for_flushes_when_buffers_are_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = StoreConfig::new(dir.path());
+        cfg.fsync = FsyncPolicy::Never;
+        cfg.max_buffer_bytes = 4096;
+        cfg.flush_interval = Duration::from_secs(3600);
+        let (store, _) = EventStore::open(cfg).unwrap();
+        let t = Tenant::new("t").unwrap();
+        let batch_bytes: u64 = (0..20).map(|i| rec(i).approx_size() as u64).sum();
+        for b in 0..200 {
+            store
+                .commit_batch(&t, (0..20).map(|i| rec(b * 20 + i)).collect())
+                .unwrap();
+            let buffered = lock(&store.state).buffered_bytes;
+            assert!(
+                buffered < 2 * 4096 + batch_bytes,
+                "batch {b}: {buffered} bytes buffered"
+            );
+        }
+        assert!(store.stats().flushes_total > 0);
+        store.close().unwrap();
     }
 
     #[test]
