@@ -21,6 +21,7 @@ impl Query {
         ScanRequest {
             required_tokens: h.tokens.into_iter().collect(),
             services: h.services.map(|s| s.into_iter().collect()),
+            projection: self.projection(),
         }
     }
 }

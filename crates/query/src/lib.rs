@@ -17,6 +17,7 @@ mod eval;
 mod hints;
 mod matcher;
 mod parser;
+mod projection;
 mod render;
 
 pub use ast::{Agg, AggFunc, CmpOp, Field, FieldName, FieldOp, Filter, Pattern, Pipe, Query, Word};

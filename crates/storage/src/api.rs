@@ -36,6 +36,26 @@ pub struct ScanRequest {
     pub required_tokens: Vec<String>,
     /// When set, only records whose service is one of these are wanted.
     pub services: Option<Vec<String>>,
+    /// When set, the parts of each record the caller reads; the storage may leave the rest
+    /// out of the records it visits (empty body, missing attributes). `None`: everything.
+    pub projection: Option<Projection>,
+}
+
+/// Which parts of a record a scan must fill in. Timestamps, level, service and trace/span
+/// ids are always filled (they are cheap); the body and attributes only when asked for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Projection {
+    /// Whether the body (message) is read.
+    pub body: bool,
+    /// Attribute keys read, looked up in both record and resource attributes.
+    pub attributes: Vec<String>,
+}
+
+impl Projection {
+    /// Whether the attribute `key` is read.
+    pub fn wants(&self, key: &str) -> bool {
+        self.attributes.iter().any(|k| k == key)
+    }
 }
 
 /// Work done by a scan, reported in query responses and self-metrics.

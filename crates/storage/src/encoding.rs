@@ -431,6 +431,83 @@ fn decode_bool(r: &mut Reader<'_>, what: &str) -> DecodeResult<Value> {
     }
 }
 
+/// Steps over `n` strings written by [`encode_strings`] without building them (a scan that
+/// does not read the column). UTF-8 is not checked: the block CRC already vouches for the
+/// bytes, and nothing is built from them.
+///
+/// # Errors
+/// Truncation, bad lengths.
+pub fn skip_strings(r: &mut Reader<'_>, n: usize, what: &str) -> DecodeResult<()> {
+    for _ in 0..n {
+        let len = r.uvarint(what)?;
+        let len = usize::try_from(len)
+            .map_err(|_| DecodeError(format!("{what}: string length {len} too large")))?;
+        r.bytes(len, what)?;
+    }
+    Ok(())
+}
+
+/// Steps over `n` values written by [`encode_values`] without building them.
+///
+/// # Errors
+/// Unknown tags, truncation, bad varints/lengths.
+pub fn skip_values(r: &mut Reader<'_>, n: usize, what: &str) -> DecodeResult<()> {
+    match r.u8(what)? {
+        TAG_INT => {
+            for _ in 0..n {
+                r.uvarint(what)?;
+            }
+        }
+        TAG_FLOAT => {
+            r.bytes(
+                n.checked_mul(8)
+                    .ok_or_else(|| DecodeError(format!("{what}: too many values")))?,
+                what,
+            )?;
+        }
+        TAG_BOOL => {
+            r.bytes(n, what)?;
+        }
+        TAG_STR_DICT => {
+            let entries = r.count(1, what)?;
+            skip_strings(r, entries, what)?;
+            for _ in 0..n {
+                r.uvarint(what)?;
+            }
+        }
+        TAG_STR_PLAIN => skip_strings(r, n, what)?,
+        TAG_MIXED => {
+            for _ in 0..n {
+                match r.u8(what)? {
+                    TAG_INT => {
+                        r.uvarint(what)?;
+                    }
+                    TAG_FLOAT => {
+                        r.bytes(8, what)?;
+                    }
+                    TAG_BOOL => {
+                        r.bytes(1, what)?;
+                    }
+                    TAG_STR_PLAIN => skip_strings(r, 1, what)?,
+                    t => {
+                        return Err(DecodeError(format!(
+                            "{what}: unknown value tag {t} at byte {}",
+                            r.pos() - 1
+                        )))
+                    }
+                }
+            }
+        }
+        t => {
+            return Err(DecodeError(format!(
+                "{what}: unknown column tag {t} at byte {}",
+                r.pos() - 1
+            )))
+        }
+    }
+    Ok(())
+}
+
 /// Decodes `n` values written by [`encode_values`].
 ///
 /// # Errors

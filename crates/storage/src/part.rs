@@ -18,12 +18,12 @@ use std::path::{Path, PathBuf};
 use sightline_model::text::for_each_token;
 use sightline_model::{Attributes, LogRecord, SpanId, TraceId, Value};
 
-use crate::api::{ScanRequest, ScanStats};
+use crate::api::{Projection, ScanRequest, ScanStats};
 use crate::bloom::{add_record_tokens, hash_token, BlockFilter};
 use crate::encoding::{
     decode_bitmap, decode_deltas, decode_dict, decode_strings, decode_values, encode_bitmap,
     encode_deltas, encode_dict, encode_strings, encode_values, put_ivarint, put_str, put_uvarint,
-    DecodeError, DecodeResult, Reader,
+    skip_strings, skip_values, DecodeError, DecodeResult, Reader,
 };
 use crate::error::{Error, Result};
 
@@ -207,7 +207,15 @@ fn decode_ids<const N: usize>(
 }
 
 /// Decodes a block written by [`encode_block`] holding `n` rows of `service`.
-fn decode_block(raw: &[u8], n: usize, service: &str) -> DecodeResult<Vec<LogRecord>> {
+/// Decodes a block's rows. With a `projection`, the body and the attribute columns it does
+/// not ask for are stepped over, not built: most of a block's decoding cost is building
+/// strings, and an aggregation reads one or two columns.
+fn decode_block(
+    raw: &[u8],
+    n: usize,
+    service: &str,
+    projection: Option<&Projection>,
+) -> DecodeResult<Vec<LogRecord>> {
     let mut r = Reader::new(raw);
     let stored = r.uvarint("row count")?;
     if stored != n as u64 {
@@ -222,7 +230,12 @@ fn decode_block(raw: &[u8], n: usize, service: &str) -> DecodeResult<Vec<LogReco
     }
     let severity = r.bytes(n, "column severity_number")?;
     let severity_text = decode_dict(&mut r, n, "column severity_text")?;
-    let bodies = decode_strings(&mut r, n, "column body")?;
+    let bodies = if projection.is_none_or(|p| p.body) {
+        decode_strings(&mut r, n, "column body")?
+    } else {
+        skip_strings(&mut r, n, "column body")?;
+        vec![String::new(); n]
+    };
     let traces = decode_ids::<16>(&mut r, n, "column trace_id")?;
     let spans = decode_ids::<8>(&mut r, n, "column span_id")?;
 
@@ -244,6 +257,10 @@ fn decode_block(raw: &[u8], n: usize, service: &str) -> DecodeResult<Vec<LogReco
         };
         let present = decode_bitmap(&mut r, n, &what)?;
         let count = present.iter().filter(|p| **p).count();
+        if projection.is_some_and(|p| !p.wants(&key)) {
+            skip_values(&mut r, count, &what)?;
+            continue;
+        }
         let mut values = decode_values(&mut r, count, &what)?.into_iter();
         for (row, p) in target.iter_mut().zip(&present) {
             if *p {
@@ -564,7 +581,11 @@ impl Part {
     }
 
     /// Reads, checks and decodes one block.
-    fn read_block(&self, b: &BlockEntry) -> Result<Vec<LogRecord>> {
+    fn read_block(
+        &self,
+        b: &BlockEntry,
+        projection: Option<&Projection>,
+    ) -> Result<Vec<LogRecord>> {
         let bad = |reason: String| corruption(&self.path, b.offset, reason);
         // Bounded by the file size: open checked the block lies before the index.
         let mut buf = vec![0u8; b.len as usize];
@@ -598,7 +619,7 @@ impl Part {
                 b.raw_len
             )));
         }
-        decode_block(&raw, b.rows as usize, &b.service).map_err(|e| bad(e.0))
+        decode_block(&raw, b.rows as usize, &b.service, projection).map_err(|e| bad(e.0))
     }
 
     /// Visits every row with `start <= timestamp < end` of the blocks that may satisfy
@@ -636,7 +657,7 @@ impl Part {
                 stats.blocks_skipped += 1;
                 continue;
             }
-            let rows = self.read_block(b)?;
+            let rows = self.read_block(b, req.projection.as_ref())?;
             stats.scanned_bytes += b.len;
             for r in &rows {
                 if r.timestamp >= start && r.timestamp < end {
@@ -657,7 +678,7 @@ impl Part {
     pub fn read_all(&self) -> Result<Vec<LogRecord>> {
         let mut out = Vec::with_capacity(self.meta.rows.min(1 << 20) as usize);
         for b in &self.blocks {
-            out.extend(self.read_block(b)?);
+            out.extend(self.read_block(b, None)?);
         }
         Ok(out)
     }
@@ -1014,7 +1035,7 @@ mod tests {
             prop_assert_eq!(part.read_all().unwrap(), sorted(recs.clone()));
             // Every record is found by a scan requiring its own body tokens.
             for r in recs.iter().filter(|r| r.timestamp != i64::MAX) {
-                let req = ScanRequest { required_tokens: vec![r.body.clone()], services: Some(vec![r.service.clone()]) };
+                let req = ScanRequest { required_tokens: vec![r.body.clone()], services: Some(vec![r.service.clone()]), projection: None };
                 let (rows, _) = collect(&part, r.timestamp, r.timestamp.saturating_add(1), &req);
                 prop_assert!(rows.contains(r));
             }
@@ -1052,16 +1073,74 @@ mod tests {
     }
 
     #[test]
+    fn projection_leaves_out_unread_columns() {
+        let mut recs: Vec<LogRecord> = (0..100)
+            .map(|i| {
+                let mut r = rec("s", i, &format!("body {i}"));
+                r.attributes
+                    .insert("status".into(), Value::Int(200 + i % 3));
+                r.attributes
+                    .insert("path".into(), Value::Str(format!("/p{}", i % 7)));
+                r.attributes
+                    .insert("dur".into(), Value::Float(i as f64 / 3.0));
+                r.attributes.insert(
+                    "mix".into(),
+                    if i % 2 == 0 {
+                        Value::Bool(true)
+                    } else {
+                        Value::Str(format!("m{i}"))
+                    },
+                );
+                r.resource.insert("host".into(), Value::Str("h1".into()));
+                r
+            })
+            .collect();
+        let raw = encode_block(&recs);
+        let p = Projection {
+            body: false,
+            attributes: vec!["status".into(), "host".into()],
+        };
+        let got = decode_block(&raw, 100, "s", Some(&p)).unwrap();
+        for (g, want) in got.iter().zip(recs.iter_mut()) {
+            assert_eq!(g.body, "");
+            assert_eq!(g.timestamp, want.timestamp);
+            assert_eq!(g.attributes.len(), 1);
+            assert_eq!(g.attributes.get("status"), want.attributes.get("status"));
+            assert_eq!(g.resource.get("host"), want.resource.get("host"));
+        }
+        let all = Projection {
+            body: true,
+            attributes: vec![
+                "status".into(),
+                "path".into(),
+                "dur".into(),
+                "mix".into(),
+                "host".into(),
+            ],
+        };
+        assert_eq!(decode_block(&raw, 100, "s", Some(&all)).unwrap(), recs);
+        for cut in 0..raw.len() {
+            assert!(
+                decode_block(&raw[..cut], 100, "s", Some(&p)).is_err(),
+                "cut {cut}"
+            );
+        }
+    }
+
+    #[test]
     fn decode_block_rejects_garbage_without_panicking() {
         let recs = vec![rec("s", 1, "hello"), rec("s", 2, "world")];
         let raw = encode_block(&recs);
-        assert_eq!(decode_block(&raw, 2, "s").unwrap(), recs);
-        assert!(decode_block(&raw, 3, "s").is_err());
+        assert_eq!(decode_block(&raw, 2, "s", None).unwrap(), recs);
+        assert!(decode_block(&raw, 3, "s", None).is_err());
         for cut in 0..raw.len() {
-            assert!(decode_block(&raw[..cut], 2, "s").is_err(), "cut {cut}");
+            assert!(
+                decode_block(&raw[..cut], 2, "s", None).is_err(),
+                "cut {cut}"
+            );
         }
         let mut trailing = raw.clone();
         trailing.push(0);
-        assert!(decode_block(&trailing, 2, "s").is_err());
+        assert!(decode_block(&trailing, 2, "s", None).is_err());
     }
 }
