@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use sightline_model::text::{is_token_char, MAX_TOKEN_LEN};
+use sightline_model::TraceId;
 use sightline_storage::ScanRequest;
 
 use crate::ast::{Field, FieldOp, Filter, Query, Word};
@@ -22,7 +23,21 @@ impl Query {
             required_tokens: h.tokens.into_iter().collect(),
             services: h.services.map(|s| s.into_iter().collect()),
             projection: self.projection(),
+            trace_id: required_trace_id(&self.filter),
         }
+    }
+}
+
+/// The trace id every match must have: `trace_id:<hex>` at the top level of the filter
+/// (alone or AND-ed), never under OR or NOT.
+fn required_trace_id(f: &Filter) -> Option<TraceId> {
+    match f {
+        Filter::Field {
+            field: Field::TraceId,
+            op: FieldOp::Eq { value, .. },
+        } => TraceId::from_hex(value).ok(),
+        Filter::And(fs) => fs.iter().find_map(required_trace_id),
+        _ => None,
     }
 }
 

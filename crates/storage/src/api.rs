@@ -3,7 +3,7 @@
 
 use std::ops::ControlFlow;
 
-use sightline_model::{LogRecord, Tenant};
+use sightline_model::{LogRecord, Tenant, TraceId};
 
 use crate::error::Result;
 
@@ -39,6 +39,10 @@ pub struct ScanRequest {
     /// When set, the parts of each record the caller reads; the storage may leave the rest
     /// out of the records it visits (empty body, missing attributes). `None`: everything.
     pub projection: Option<Projection>,
+    /// When set, only records with this trace id are wanted: a block that passes the token
+    /// filter is first checked on its trace id column alone, so a false positive of the
+    /// filter costs a cheap partial decode instead of a full one.
+    pub trace_id: Option<TraceId>,
 }
 
 /// Which parts of a record a scan must fill in. Timestamps, level, service and trace/span

@@ -657,9 +657,22 @@ impl Part {
                 stats.blocks_skipped += 1;
                 continue;
             }
-            let rows = self.read_block(b, req.projection.as_ref())?;
             stats.scanned_bytes += b.len;
+            if let Some(t) = req.trace_id {
+                // Ids, times and levels only: cheap next to building every string.
+                let ids = self.read_block(b, Some(&Projection::default()))?;
+                let hit = |r: &LogRecord| {
+                    r.trace_id == Some(t) && r.timestamp >= start && r.timestamp < end
+                };
+                if !ids.iter().any(hit) {
+                    continue;
+                }
+            }
+            let rows = self.read_block(b, req.projection.as_ref())?;
             for r in &rows {
+                if req.trace_id.is_some_and(|t| r.trace_id != Some(t)) {
+                    continue;
+                }
                 if r.timestamp >= start && r.timestamp < end {
                     stats.scanned_rows += 1;
                     if visit(r).is_break() {
@@ -1035,7 +1048,7 @@ mod tests {
             prop_assert_eq!(part.read_all().unwrap(), sorted(recs.clone()));
             // Every record is found by a scan requiring its own body tokens.
             for r in recs.iter().filter(|r| r.timestamp != i64::MAX) {
-                let req = ScanRequest { required_tokens: vec![r.body.clone()], services: Some(vec![r.service.clone()]), projection: None };
+                let req = ScanRequest { required_tokens: vec![r.body.clone()], services: Some(vec![r.service.clone()]), projection: None, trace_id: None };
                 let (rows, _) = collect(&part, r.timestamp, r.timestamp.saturating_add(1), &req);
                 prop_assert!(rows.contains(r));
             }
@@ -1070,6 +1083,49 @@ mod tests {
                 let _ = p.read_all();
             }
         }
+    }
+
+    #[test]
+    fn trace_id_hint_visits_only_that_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.part");
+        let t1 = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+        let t2 = TraceId::from_hex("00000000000000000000000000000002").unwrap();
+        let mut recs: Vec<LogRecord> = (0..20_000)
+            .map(|i| {
+                let mut r = rec("s", i, &format!("row {i}"));
+                r.trace_id = match i {
+                    17_000 => Some(t1),
+                    _ if i % 2 == 0 => Some(t2),
+                    _ => None,
+                };
+                r
+            })
+            .collect();
+        write_part(&path, &mut recs).unwrap();
+        let part = Part::open(&path).unwrap();
+        let mut seen = Vec::new();
+        let req = ScanRequest {
+            trace_id: Some(t1),
+            ..Default::default()
+        };
+        part.scan(0, i64::MAX, &req, &mut |r| {
+            seen.push(r.timestamp);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(seen, [17_000]);
+        let req = ScanRequest {
+            trace_id: Some(t2),
+            ..Default::default()
+        };
+        let mut n = 0;
+        part.scan(0, i64::MAX, &req, &mut |_| {
+            n += 1;
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(n, 9_999, "even rows but 17000 carry t2");
     }
 
     #[test]
