@@ -6,8 +6,7 @@
 use std::collections::BTreeSet;
 
 use sightline_model::text::{is_token_char, MAX_TOKEN_LEN};
-use sightline_model::TraceId;
-use sightline_storage::ScanRequest;
+use sightline_storage::{Prefilter, ScanRequest};
 
 use crate::ast::{Field, FieldOp, Filter, Query, Word};
 use crate::matcher::{all_tokens, fold};
@@ -23,21 +22,38 @@ impl Query {
             required_tokens: h.tokens.into_iter().collect(),
             services: h.services.map(|s| s.into_iter().collect()),
             projection: self.projection(),
-            trace_id: required_trace_id(&self.filter),
+            prefilter: prefilter(&self.filter),
         }
     }
 }
 
-/// The trace id every match must have: `trace_id:<hex>` at the top level of the filter
-/// (alone or AND-ed), never under OR or NOT.
-fn required_trace_id(f: &Filter) -> Option<TraceId> {
+/// The top-level AND terms of the filter that look only at fields the storage always
+/// decodes (time, level, service, trace/span id), as a storage prefilter; `None` when there
+/// is none. Any other term is checked later on the full record, so leaving it out is safe.
+fn prefilter(f: &Filter) -> Option<Prefilter> {
+    let terms: Vec<Filter> = match f {
+        Filter::And(fs) => fs.iter().filter(|t| cheap(t)).cloned().collect(),
+        Filter::All => Vec::new(),
+        other if cheap(other) => vec![other.clone()],
+        _ => Vec::new(),
+    };
+    if terms.is_empty() {
+        return None;
+    }
+    Some(Prefilter::new(move |r| terms.iter().all(|t| t.matches(r))))
+}
+
+/// Whether matching `f` needs nothing but the always-decoded fields.
+fn cheap(f: &Filter) -> bool {
     match f {
-        Filter::Field {
-            field: Field::TraceId,
-            op: FieldOp::Eq { value, .. },
-        } => TraceId::from_hex(value).ok(),
-        Filter::And(fs) => fs.iter().find_map(required_trace_id),
-        _ => None,
+        Filter::All => true,
+        Filter::Word(_) | Filter::Phrase(_) => false,
+        Filter::Field { field, .. } => matches!(
+            field,
+            Field::Timestamp | Field::Level | Field::Service | Field::TraceId | Field::SpanId
+        ),
+        Filter::Not(inner) => cheap(inner),
+        Filter::And(fs) | Filter::Or(fs) => fs.iter().all(cheap),
     }
 }
 
@@ -335,6 +351,17 @@ mod tests {
                 }
                 if let Some(s) = &req.services {
                     prop_assert!(s.contains(&r.service), "{q}: service of {r:?}");
+                }
+                if let Some(pf) = &req.prefilter {
+                    // The storage checks the prefilter on a record without body and
+                    // attributes: it must still pass every match.
+                    let cheap = LogRecord {
+                        body: String::new(),
+                        attributes: Attributes::default(),
+                        resource: Attributes::default(),
+                        ..r.clone()
+                    };
+                    prop_assert!(pf.test(&cheap), "{q}: prefilter rejects {r:?}");
                 }
             }
         }

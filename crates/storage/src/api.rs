@@ -3,7 +3,9 @@
 
 use std::ops::ControlFlow;
 
-use sightline_model::{LogRecord, Tenant, TraceId};
+use std::sync::Arc;
+
+use sightline_model::{LogRecord, Tenant};
 
 use crate::error::Result;
 
@@ -39,10 +41,32 @@ pub struct ScanRequest {
     /// When set, the parts of each record the caller reads; the storage may leave the rest
     /// out of the records it visits (empty body, missing attributes). `None`: everything.
     pub projection: Option<Projection>,
-    /// When set, only records with this trace id are wanted: a block that passes the token
-    /// filter is first checked on its trace id column alone, so a false positive of the
-    /// filter costs a cheap partial decode instead of a full one.
-    pub trace_id: Option<TraceId>,
+    /// When set, only records passing this predicate are wanted. It may look at the
+    /// timestamps, level, service and trace/span ids only: a block that passes the token
+    /// filter is first decoded without its body and attributes and checked with it, so a
+    /// false positive of the filter (or a block where few rows match, as for
+    /// `level:error`) costs a cheap partial decode, and only passing rows are visited.
+    pub prefilter: Option<Prefilter>,
+}
+
+/// A predicate over the always-decoded fields of a record; see [`ScanRequest::prefilter`].
+#[derive(Clone)]
+pub struct Prefilter(pub Arc<dyn Fn(&LogRecord) -> bool + Send + Sync>);
+
+impl Prefilter {
+    pub fn new(f: impl Fn(&LogRecord) -> bool + Send + Sync + 'static) -> Self {
+        Prefilter(Arc::new(f))
+    }
+
+    pub fn test(&self, r: &LogRecord) -> bool {
+        (self.0)(r)
+    }
+}
+
+impl std::fmt::Debug for Prefilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Prefilter(..)")
+    }
 }
 
 /// Which parts of a record a scan must fill in. Timestamps, level, service and trace/span

@@ -17,6 +17,8 @@ pub mod manifest;
 pub mod part;
 pub mod wal;
 
-pub use api::{LogAppender, LogQuerier, LogStore, Projection, ScanRequest, ScanStats, StoreStats};
+pub use api::{
+    LogAppender, LogQuerier, LogStore, Prefilter, Projection, ScanRequest, ScanStats, StoreStats,
+};
 pub use error::{Error, Result};
 pub use event_store::{EventStore, FsyncPolicy, ReplayReport, StoreConfig};
