@@ -6,11 +6,11 @@
 use std::ops::ControlFlow;
 
 use libfuzzer_sys::fuzz_target;
-use sightline_model::text::tokens;
 use sightline_model::{Attributes, LogRecord, SpanId, TraceId, Value};
 use sightline_query::{
     execute, field_counts, parse, LogQuerier, ScanRequest, ScanStats, StorageError,
 };
+use sightline_storage::bloom::record_has_tokens;
 
 /// Hands every record to the query, ignoring hints (the storage may return extra records).
 struct VecQuerier(Vec<LogRecord>);
@@ -73,24 +73,6 @@ fn records() -> Vec<LogRecord> {
     ]
 }
 
-/// The tokens a store indexes for `r`.
-fn indexed(r: &LogRecord) -> Vec<String> {
-    let mut t = tokens(&r.body);
-    t.extend(tokens(&r.service));
-    for (_, v) in r.attributes.iter().chain(r.resource.iter()) {
-        if let Value::Str(s) = v {
-            t.extend(tokens(s));
-        }
-    }
-    if let Some(id) = r.trace_id {
-        t.push(id.to_hex());
-    }
-    if let Some(id) = r.span_id {
-        t.push(id.to_hex());
-    }
-    t
-}
-
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -101,10 +83,11 @@ fuzz_target!(|data: &[u8]| {
     let querier = VecQuerier(records());
     let req = q.scan_request();
     for r in querier.0.iter().filter(|r| q.matches(r)) {
-        let have = indexed(r);
-        for t in &req.required_tokens {
-            assert!(have.contains(t), "hint {t:?} excludes a match of {text:?}");
-        }
+        assert!(
+            record_has_tokens(r, &req.required_tokens),
+            "hints {:?} exclude a match of {text:?}",
+            req.required_tokens
+        );
         if let Some(s) = &req.services {
             assert!(
                 s.contains(&r.service),

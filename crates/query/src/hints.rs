@@ -199,8 +199,8 @@ fn is_hex(s: &str, len: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
-    use sightline_model::text::tokens;
     use sightline_model::{Attributes, LogRecord, TraceId, Value};
+    use sightline_storage::bloom::record_has_tokens;
 
     use crate::parser::parse;
 
@@ -246,21 +246,6 @@ mod tests {
         assert!(req(&"k".repeat(22)).required_tokens.is_empty());
         assert_eq!(req(&"a".repeat(64)).required_tokens.len(), 1);
         assert!(req(&"a".repeat(65)).required_tokens.is_empty());
-    }
-
-    /// Every token storage would index for `r`.
-    fn indexed(r: &LogRecord) -> Vec<String> {
-        let mut t = tokens(&r.body);
-        t.extend(tokens(&r.service));
-        for (_, v) in r.attributes.iter().chain(r.resource.iter()) {
-            if let Value::Str(s) = v {
-                t.extend(tokens(s));
-            }
-        }
-        if let Some(id) = r.trace_id {
-            t.extend(tokens(&id.to_hex()));
-        }
-        t
     }
 
     const WORDS: &[&str] = &[
@@ -345,10 +330,11 @@ mod tests {
             let query = parse(&q).unwrap();
             let req = query.scan_request();
             for r in records.iter().filter(|r| query.matches(r)) {
-                let have = indexed(r);
-                for t in &req.required_tokens {
-                    prop_assert!(have.contains(t), "{q}: token {t} missing from {r:?}");
-                }
+                prop_assert!(
+                    record_has_tokens(r, &req.required_tokens),
+                    "{q}: tokens {:?} not all indexed for {r:?}",
+                    req.required_tokens
+                );
                 if let Some(s) = &req.services {
                     prop_assert!(s.contains(&r.service), "{q}: service of {r:?}");
                 }

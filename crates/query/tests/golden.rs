@@ -6,9 +6,9 @@
 use std::ops::ControlFlow;
 use std::path::Path;
 
-use sightline_model::text::tokens;
 use sightline_model::{Attributes, LogRecord, TraceId, Value};
 use sightline_query::{execute, parse};
+use sightline_storage::bloom::record_has_tokens;
 use sightline_storage::{LogQuerier, ScanRequest, ScanStats};
 
 /// An in-memory querier that applies the pruning hints like a store would, so a wrong
@@ -28,16 +28,7 @@ impl LogQuerier for VecQuerier {
                     continue;
                 }
             }
-            let mut have = tokens(&r.body);
-            for (_, v) in r.attributes.iter().chain(r.resource.iter()) {
-                if let Value::Str(s) = v {
-                    have.extend(tokens(s));
-                }
-            }
-            if let Some(t) = r.trace_id {
-                have.push(t.to_hex());
-            }
-            if !req.required_tokens.iter().all(|t| have.contains(t)) {
+            if !record_has_tokens(r, &req.required_tokens) {
                 continue;
             }
             stats.scanned_rows += 1;

@@ -55,6 +55,20 @@ pub fn add_record_tokens(record: &LogRecord, hashes: &mut Vec<u64>) {
     }
 }
 
+/// Whether a block holding only `record` could pass the token pruning of a scan asking
+/// for `required` tokens: the record-level form of what `Part::scan` checks per block
+/// (same tokenizer, same hash). Tests of the query hints check against it, so they check
+/// against what the storage really indexes.
+pub fn record_has_tokens(record: &LogRecord, required: &[String]) -> bool {
+    let mut hashes = Vec::new();
+    add_record_tokens(record, &mut hashes);
+    required.iter().all(|t| {
+        let mut all = true;
+        for_each_token(t, |tok| all &= hashes.contains(&hash_token(tok)));
+        all
+    })
+}
+
 #[derive(Clone, Debug)]
 enum Repr {
     Empty,

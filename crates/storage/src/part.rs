@@ -588,6 +588,23 @@ impl Part {
         b: &BlockEntry,
         projection: Option<&Projection>,
     ) -> Result<Vec<LogRecord>> {
+        let raw = self.load_block(b)?;
+        self.decode(b, &raw, projection)
+    }
+
+    /// Decodes rows of block `b` from its decompressed bytes.
+    fn decode(
+        &self,
+        b: &BlockEntry,
+        raw: &[u8],
+        projection: Option<&Projection>,
+    ) -> Result<Vec<LogRecord>> {
+        decode_block(raw, b.rows as usize, &b.service, projection)
+            .map_err(|e| corruption(&self.path, b.offset, e.0))
+    }
+
+    /// Reads block `b`, checks its CRC and decompresses it.
+    fn load_block(&self, b: &BlockEntry) -> Result<Vec<u8>> {
         let bad = |reason: String| corruption(&self.path, b.offset, reason);
         // Bounded by the file size: open checked the block lies before the index.
         let mut buf = vec![0u8; b.len as usize];
@@ -621,7 +638,7 @@ impl Part {
                 b.raw_len
             )));
         }
-        decode_block(&raw, b.rows as usize, &b.service, projection).map_err(|e| bad(e.0))
+        Ok(raw)
     }
 
     /// Visits every row with `start <= timestamp < end` of the blocks that may satisfy
@@ -660,10 +677,11 @@ impl Part {
                 continue;
             }
             stats.scanned_bytes += b.len;
+            let raw = self.load_block(b)?;
             let selected: Option<Vec<bool>> = match &req.prefilter {
                 Some(pf) => {
                     // Times, levels, services and ids only: cheap next to every string.
-                    let cheap = self.read_block(b, Some(&Projection::default()))?;
+                    let cheap = self.decode(b, &raw, Some(&Projection::default()))?;
                     let sel: Vec<bool> = cheap
                         .iter()
                         .map(|r| r.timestamp >= start && r.timestamp < end && pf.test(r))
@@ -675,7 +693,7 @@ impl Part {
                 }
                 None => None,
             };
-            let rows = self.read_block(b, req.projection.as_ref())?;
+            let rows = self.decode(b, &raw, req.projection.as_ref())?;
             for (i, r) in rows.iter().enumerate() {
                 if selected.as_ref().is_some_and(|s| !s[i]) {
                     continue;
