@@ -15,13 +15,12 @@ use std::ops::{ControlFlow, Range};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use sightline_model::text::for_each_token;
 use sightline_model::{Attributes, LogRecord, SpanId, TraceId, Value};
 
 #[cfg(test)]
 use crate::api::Prefilter;
 use crate::api::{Projection, ScanRequest, ScanStats};
-use crate::bloom::{add_record_tokens, hash_token, BlockFilter};
+use crate::bloom::{add_record_tokens, BlockFilter, RequiredToken};
 use crate::encoding::{
     decode_bitmap, decode_deltas, decode_dict, decode_strings, decode_values, encode_bitmap,
     encode_deltas, encode_dict, encode_strings, encode_values, put_ivarint, put_str, put_uvarint,
@@ -655,12 +654,11 @@ impl Part {
         req: &ScanRequest,
         visit: &mut dyn FnMut(&LogRecord) -> ControlFlow<()>,
     ) -> Result<ScanStats> {
-        // Normalize the required tokens the way the filters were built, so "Timeout" or
-        // "a-b" prune correctly and never cause a false negative.
-        let mut needles = Vec::new();
-        for t in &req.required_tokens {
-            for_each_token(t, |tok| needles.push(hash_token(tok)));
-        }
+        let needles: Vec<RequiredToken> = req
+            .required_tokens
+            .iter()
+            .map(|t| RequiredToken::new(t))
+            .collect();
         let mut stats = ScanStats::default();
         for b in &self.blocks {
             stats.blocks_total += 1;
@@ -671,7 +669,9 @@ impl Part {
                     .services
                     .as_ref()
                     .is_some_and(|s| !s.contains(&b.service))
-                || !needles.iter().all(|h| b.filter.contains_hash(*h));
+                || !needles
+                    .iter()
+                    .all(|t| t.may_be_in(|h| b.filter.contains_hash(h)));
             if skip {
                 stats.blocks_skipped += 1;
                 continue;
