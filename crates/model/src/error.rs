@@ -12,6 +12,9 @@ pub enum Error {
     /// A timestamp that could not be parsed.
     #[error("invalid timestamp {0:?}")]
     InvalidTimestamp(String),
+    /// Series labels that break an invariant (duplicate or empty name).
+    #[error("invalid labels: {0}")]
+    InvalidLabels(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -5,7 +5,7 @@ use std::ops::ControlFlow;
 
 use std::sync::Arc;
 
-use sightline_model::{LogRecord, Tenant};
+use sightline_model::{Labels, LogRecord, MetricMetadata, Tenant, TimeSeries};
 
 use crate::error::Result;
 
@@ -135,4 +135,132 @@ pub trait LogStore: Send + Sync {
 
     /// Current numbers for self-metrics.
     fn stats(&self) -> StoreStats;
+}
+
+// ---- Metrics (TSDB) contracts -------------------------------------------------------------
+
+/// How a [`LabelMatcher`] compares a label's value (an absent label has the value `""`).
+#[derive(Clone, Debug)]
+pub enum MatchOp {
+    Equal,
+    NotEqual,
+    /// Fully anchored, as in Prometheus: `a.*` matches the whole value.
+    Regex(regex::Regex),
+    NotRegex(regex::Regex),
+}
+
+/// One label matcher of a PromQL selector (`name="v"`, `!=`, `=~`, `!~`).
+#[derive(Clone, Debug)]
+pub struct LabelMatcher {
+    pub name: String,
+    /// The value or the regex source as written (without the anchors).
+    pub value: String,
+    pub op: MatchOp,
+}
+
+/// Which comparison a matcher makes; see [`LabelMatcher::new`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatchKind {
+    Equal,
+    NotEqual,
+    Regex,
+    NotRegex,
+}
+
+impl LabelMatcher {
+    /// A matcher; regexes are anchored at both ends (`^(?:value)$`) like Prometheus'.
+    ///
+    /// # Errors
+    /// A regex that does not compile.
+    pub fn new(name: &str, kind: MatchKind, value: &str) -> Result<Self, regex::Error> {
+        let anchored = || regex::Regex::new(&format!("^(?:{value})$"));
+        let op = match kind {
+            MatchKind::Equal => MatchOp::Equal,
+            MatchKind::NotEqual => MatchOp::NotEqual,
+            MatchKind::Regex => MatchOp::Regex(anchored()?),
+            MatchKind::NotRegex => MatchOp::NotRegex(anchored()?),
+        };
+        Ok(LabelMatcher {
+            name: name.to_string(),
+            value: value.to_string(),
+            op,
+        })
+    }
+
+    /// Whether a label value (`""` when the label is absent) satisfies the matcher.
+    pub fn matches(&self, v: &str) -> bool {
+        match &self.op {
+            MatchOp::Equal => v == self.value,
+            MatchOp::NotEqual => v != self.value,
+            MatchOp::Regex(re) => re.is_match(v),
+            MatchOp::NotRegex(re) => !re.is_match(v),
+        }
+    }
+
+    /// Whether the series with `labels` satisfies the matcher.
+    pub fn matches_labels(&self, labels: &Labels) -> bool {
+        self.matches(labels.get(&self.name).unwrap_or(""))
+    }
+}
+
+/// Adds samples of one tenant; nothing is visible or durable until [`SampleAppender::commit`].
+pub trait SampleAppender: Send {
+    /// Stages samples of one series (any order, any age: out-of-order and historic samples
+    /// are accepted). A sample with the same series and timestamp as a stored one replaces it.
+    fn append(&mut self, series: TimeSeries);
+
+    /// Stages what a sender said about a metric family.
+    fn append_metadata(&mut self, metadata: MetricMetadata);
+
+    /// Makes every staged sample durable (per the fsync policy) and visible, all or
+    /// nothing. Returns the number of samples committed.
+    ///
+    /// # Errors
+    /// I/O errors writing the WAL; on error nothing of the batch is visible or replayed.
+    fn commit(self: Box<Self>) -> Result<usize>;
+
+    /// Drops every staged sample.
+    fn rollback(self: Box<Self>);
+}
+
+/// Reads one tenant's series. Times are milliseconds, ranges inclusive at both ends.
+pub trait SeriesQuerier: Send {
+    /// Every series matching all `matchers` that has a sample in `[start_ms, end_ms]`, with
+    /// those samples in time order; series sorted by labels.
+    ///
+    /// # Errors
+    /// I/O errors and [`crate::Error::Corruption`] naming file and offset.
+    fn select(
+        &self,
+        matchers: &[LabelMatcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<TimeSeries>>;
+
+    /// Label names of the series matching `matchers` (all series when empty) with samples in
+    /// the range, sorted.
+    fn label_names(
+        &self,
+        matchers: &[LabelMatcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<String>>;
+
+    /// Values of label `name` over the matching series with samples in the range, sorted.
+    fn label_values(
+        &self,
+        name: &str,
+        matchers: &[LabelMatcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<String>>;
+
+    /// Metadata of metric families (all, or those named `metric`).
+    fn metadata(&self, metric: Option<&str>) -> Result<Vec<MetricMetadata>>;
+}
+
+/// A store of metric samples: the TSDB implements it.
+pub trait MetricStore: Send + Sync {
+    fn appender(&self, tenant: &Tenant) -> Box<dyn SampleAppender + '_>;
+    fn querier(&self, tenant: &Tenant) -> Box<dyn SeriesQuerier + '_>;
 }

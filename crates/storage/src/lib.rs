@@ -18,7 +18,8 @@ pub mod part;
 pub mod wal;
 
 pub use api::{
-    LogAppender, LogQuerier, LogStore, Prefilter, Projection, ScanRequest, ScanStats, StoreStats,
+    LabelMatcher, LogAppender, LogQuerier, LogStore, MatchKind, MatchOp, MetricStore, Prefilter,
+    Projection, SampleAppender, ScanRequest, ScanStats, SeriesQuerier, StoreStats,
 };
 pub use error::{Error, Result};
 pub use event_store::{EventStore, FsyncPolicy, ReplayReport, StoreConfig};
