@@ -24,11 +24,15 @@ pub struct Connection {
 }
 
 impl Connection {
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{}", self.server.trim_end_matches('/'), path)
     }
 
-    fn request(
+    pub fn request(
         &self,
         client: &reqwest::Client,
         method: reqwest::Method,
@@ -44,9 +48,27 @@ impl Connection {
 
 /// Bodies are sent in chunks of whole lines of about this size: well under the server's
 /// default 16 MiB body limit, large enough that per-request overhead does not matter.
-const CHUNK_BYTES: usize = 4 << 20;
+pub const CHUNK_BYTES: usize = 4 << 20;
 
-async fn error_of(resp: reqwest::Response) -> anyhow::Error {
+/// `data` cut after newlines into pieces of at most `max` bytes, so no line is split.
+pub fn line_chunks<'a>(name: &str, data: &'a [u8], max: usize) -> Result<Vec<&'a [u8]>> {
+    let mut out = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let mut end = rest.len().min(max);
+        if end < rest.len() {
+            match rest[..end].iter().rposition(|&b| b == b'\n') {
+                Some(i) => end = i + 1,
+                None => bail!("{name}: a line is longer than {max} bytes"),
+            }
+        }
+        out.push(&rest[..end]);
+        rest = &rest[end..];
+    }
+    Ok(out)
+}
+
+pub async fn error_of(resp: reqwest::Response) -> anyhow::Error {
     let status = resp.status();
     let text = resp.text().await.unwrap_or_default();
     let msg = serde_json::from_str::<Value>(&text)
@@ -56,14 +78,8 @@ async fn error_of(resp: reqwest::Response) -> anyhow::Error {
     anyhow::anyhow!("server answered {status}: {}", msg.trim())
 }
 
-pub async fn ingest(
-    conn: &Connection,
-    format: Option<String>,
-    service: Option<String>,
-    pattern: Option<String>,
-    files: Vec<PathBuf>,
-) -> Result<()> {
-    let client = reqwest::Client::new();
+/// The named files' contents (`-` or no files: stdin), each with a name for messages.
+pub fn read_inputs(files: &[PathBuf]) -> Result<Vec<(String, Vec<u8>)>> {
     let mut inputs: Vec<(String, Vec<u8>)> = Vec::new();
     if files.is_empty() || files.iter().any(|f| f.as_os_str() == "-") {
         let mut buf = Vec::new();
@@ -76,6 +92,18 @@ pub async fn ingest(
         let data = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
         inputs.push((f.display().to_string(), data));
     }
+    Ok(inputs)
+}
+
+pub async fn ingest(
+    conn: &Connection,
+    format: Option<String>,
+    service: Option<String>,
+    pattern: Option<String>,
+    files: Vec<PathBuf>,
+) -> Result<()> {
+    let client = reqwest::Client::new();
+    let inputs = read_inputs(&files)?;
     let mut query: Vec<(&str, &str)> = Vec::new();
     if let Some(f) = &format {
         query.push(("format", f));
@@ -88,18 +116,7 @@ pub async fn ingest(
     }
     let mut total = 0u64;
     for (name, data) in inputs {
-        let mut rest = &data[..];
-        while !rest.is_empty() {
-            let mut end = rest.len().min(CHUNK_BYTES);
-            if end < rest.len() {
-                // Cut after the last newline in the chunk so no line is split.
-                match rest[..end].iter().rposition(|&b| b == b'\n') {
-                    Some(i) => end = i + 1,
-                    None => bail!("{name}: a line is longer than {CHUNK_BYTES} bytes"),
-                }
-            }
-            let chunk = &rest[..end];
-            rest = &rest[end..];
+        for chunk in line_chunks(&name, &data, CHUNK_BYTES)? {
             if chunk.iter().all(|b| b.is_ascii_whitespace()) {
                 continue;
             }

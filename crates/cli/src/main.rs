@@ -1,7 +1,8 @@
-//! The `sightline` binary: `serve` runs the server; `ingest` and `logs` are clients of a
-//! running server over its HTTP API (`--server`, env `SIGHTLINE_SERVER`).
+//! The `sightline` binary: `serve` runs the server; `ingest`, `logs`, `import` and `query`
+//! are clients of a running server over its HTTP API (`--server`, env `SIGHTLINE_SERVER`).
 
 mod client;
+mod metrics_client;
 
 /// mimalloc instead of glibc's malloc: ingest and scans allocate many small strings from
 /// several threads, where glibc's allocator spent ~30% of the server's CPU in profiles
@@ -83,6 +84,35 @@ enum Command {
         #[arg(long)]
         limit: Option<usize>,
     },
+    /// Send metric samples in Prometheus text or OpenMetrics files (or stdin) to a server.
+    Import {
+        #[command(flatten)]
+        conn: client::Connection,
+        /// Exposition format of the files.
+        #[arg(long, value_enum, default_value = "prometheus")]
+        format: metrics_client::ImportFormat,
+        /// Files to send; `-` or none reads stdin.
+        files: Vec<PathBuf>,
+    },
+    /// Evaluate PromQL: `sightline query 'rate(http_requests_total[5m])' [--range 1h --step 1m]`.
+    Query {
+        #[command(flatten)]
+        conn: client::Connection,
+        /// The PromQL expression.
+        query: String,
+        /// Evaluation time (instant) or range end: RFC 3339 or Unix seconds [default: now].
+        #[arg(long)]
+        time: Option<String>,
+        /// Evaluate over this range before --time, e.g. `1h` (a range query).
+        #[arg(long)]
+        range: Option<String>,
+        /// Resolution of a range query, e.g. `1m` or `15` (seconds) [default: range/250].
+        #[arg(long)]
+        step: Option<String>,
+        /// Print the API's JSON `data` instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn init_logging(level: &str) {
@@ -150,6 +180,28 @@ fn main() -> ExitCode {
                 } else {
                     client::logs(&conn, &query, json, start, end, limit).await
                 }
+            }
+            Command::Import {
+                conn,
+                format,
+                files,
+            } => metrics_client::import(&conn, format, files).await,
+            Command::Query {
+                conn,
+                query,
+                time,
+                range,
+                step,
+                json,
+            } => {
+                let args = metrics_client::QueryArgs {
+                    query,
+                    time,
+                    range,
+                    step,
+                    json,
+                };
+                metrics_client::query(&conn, args).await
             }
         }
     });

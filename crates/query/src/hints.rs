@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use sightline_model::text::{is_token_char, MAX_TOKEN_LEN};
+use sightline_model::TraceId;
 use sightline_storage::{Prefilter, ScanRequest};
 
 use crate::ast::{Field, FieldOp, Filter, Query, Word};
@@ -23,6 +24,9 @@ impl Query {
             services: h.services.map(|s| s.into_iter().collect()),
             projection: self.projection(),
             prefilter: prefilter(&self.filter),
+            trace_ids: h
+                .traces
+                .map(|t| t.into_iter().map(TraceId).collect()),
         }
     }
 }
@@ -63,6 +67,8 @@ struct Hints {
     tokens: BTreeSet<String>,
     /// `None`: any service.
     services: Option<BTreeSet<String>>,
+    /// The trace ids a match has one of; `None`: any or none.
+    traces: Option<BTreeSet<[u8; 16]>>,
 }
 
 fn hints(f: &Filter) -> Hints {
@@ -77,6 +83,10 @@ fn hints(f: &Filter) -> Hints {
                 out.tokens.extend(h.tokens);
                 out.services = match (out.services, h.services) {
                     (Some(a), Some(b)) => Some(a.intersection(&b).cloned().collect()),
+                    (a, b) => a.or(b),
+                };
+                out.traces = match (out.traces, h.traces) {
+                    (Some(a), Some(b)) => Some(a.intersection(&b).copied().collect()),
                     (a, b) => a.or(b),
                 };
             }
@@ -96,6 +106,13 @@ fn hints(f: &Filter) -> Hints {
                     }
                     _ => None,
                 };
+                out.traces = match (out.traces, h.traces) {
+                    (Some(mut a), Some(b)) => {
+                        a.extend(b);
+                        Some(a)
+                    }
+                    _ => None,
+                };
             }
             out
         }
@@ -106,6 +123,7 @@ fn tokens_only(tokens: impl IntoIterator<Item = String>) -> Hints {
     Hints {
         tokens: tokens.into_iter().filter(|t| indexable(t)).collect(),
         services: None,
+        traces: None,
     }
 }
 
@@ -174,10 +192,16 @@ fn field_hints(field: &Field, op: &FieldOp) -> Hints {
         (Field::Service, FieldOp::Eq { value, .. }) => Hints {
             tokens: BTreeSet::new(),
             services: Some(BTreeSet::from([value.clone()])),
+            traces: None,
         },
-        (Field::TraceId, FieldOp::Eq { value, .. }) if is_hex(value, 32) => {
-            tokens_only([value.to_ascii_lowercase()])
-        }
+        // The match compares the id's hex case-insensitively: exactly the id the hex
+        // parses to.
+        (Field::TraceId, FieldOp::Eq { value, .. }) if is_hex(value, 32) => Hints {
+            traces: TraceId::from_hex(value)
+                .ok()
+                .map(|t| BTreeSet::from([t.0])),
+            ..tokens_only([value.to_ascii_lowercase()])
+        },
         (Field::SpanId, FieldOp::Eq { value, .. }) if is_hex(value, 16) => {
             tokens_only([value.to_ascii_lowercase()])
         }
@@ -219,6 +243,11 @@ mod tests {
         assert_eq!(r.required_tokens, ["a", "b", "connection", "refused"]);
         let r = req("trace_id:4BF92F3577B34DA6A3CE929D0E0E4736");
         assert_eq!(r.required_tokens, ["4bf92f3577b34da6a3ce929d0e0e4736"]);
+        let t1 = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+        assert_eq!(r.trace_ids, Some(vec![t1]));
+        assert_eq!(req("trace_id:4bf9*").trace_ids, None);
+        assert_eq!(req("span_id:00f067aa0ba902b7").trace_ids, None);
+        assert_eq!(req("timeout").trace_ids, None);
         let r = req("endpoint:/api/users status:500 flag:true time* /api/us*");
         assert_eq!(r.required_tokens, ["api", "users"]);
         let r = req("message:~\"x\" status:>=500");
@@ -238,6 +267,19 @@ mod tests {
         assert_eq!(r.services, None);
         let r = req("(service:api OR service:web) service:web");
         assert_eq!(r.services, Some(vec!["web".to_string()]));
+        let (a, b) = (
+            "0000000000000000000000000000000a",
+            "0000000000000000000000000000000b",
+        );
+        let id = |h: &str| TraceId::from_hex(h).unwrap();
+        let r = req(&format!("trace_id:{a} OR trace_id:{b}"));
+        assert_eq!(r.trace_ids, Some(vec![id(a), id(b)]));
+        assert_eq!(req(&format!("trace_id:{a} OR timeout")).trace_ids, None);
+        assert_eq!(req(&format!("NOT trace_id:{a}")).trace_ids, None);
+        let r = req(&format!("trace_id:{a} trace_id:{b}"));
+        assert_eq!(r.trace_ids, Some(vec![]));
+        let r = req(&format!("(trace_id:{a} OR trace_id:{b}) trace_id:{b} level:error"));
+        assert_eq!(r.trace_ids, Some(vec![id(b)]));
     }
 
     #[test]
@@ -247,6 +289,9 @@ mod tests {
         assert_eq!(req(&"a".repeat(64)).required_tokens.len(), 1);
         assert!(req(&"a".repeat(65)).required_tokens.is_empty());
     }
+
+    const TRACE_A: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const TRACE_B: &str = "00000000000000000000000000000b0b";
 
     const WORDS: &[&str] = &[
         "timeout",
@@ -270,10 +315,10 @@ mod tests {
                 Just(Some(Value::Str("refused".into()))),
             ],
             proptest::sample::select(&["/health", "/api/users", "a-b"][..]),
-            any::<bool>(),
+            proptest::sample::select(&[None, Some(TRACE_A), Some(TRACE_B)][..]),
             proptest::sample::select(&[" ", ", ", "-", ""][..]),
         )
-            .prop_map(|(words, service, status, path, traced, sep)| {
+            .prop_map(|(words, service, status, path, trace, sep)| {
                 let mut attrs = vec![("path".to_string(), Value::Str(path.into()))];
                 if let Some(s) = status {
                     attrs.push(("status".to_string(), s));
@@ -283,8 +328,7 @@ mod tests {
                     service: service.into(),
                     severity_number: 17,
                     attributes: Attributes::from_pairs(attrs),
-                    trace_id: traced
-                        .then(|| TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap()),
+                    trace_id: trace.map(|t| TraceId::from_hex(t).unwrap()),
                     ..LogRecord::default()
                 }
             })
@@ -307,7 +351,8 @@ mod tests {
                 .prop_map(|s| format!("status:{s}")),
             proptest::sample::select(&["/health", "/api/users", "a-b"][..])
                 .prop_map(|s| format!("path:{s}")),
-            Just("trace_id:4BF92F3577B34DA6A3CE929D0E0E4736".to_string()),
+            proptest::sample::select(&[TRACE_A, TRACE_B, "4BF92F3577B34DA6A3CE929D0E0E4736"][..])
+                .prop_map(|t| format!("trace_id:{t}")),
             proptest::sample::select(WORDS).prop_map(|w| format!("message:{w}")),
             Just("level:error".to_string()),
         ];
@@ -337,6 +382,12 @@ mod tests {
                 );
                 if let Some(s) = &req.services {
                     prop_assert!(s.contains(&r.service), "{q}: service of {r:?}");
+                }
+                if let Some(t) = &req.trace_ids {
+                    prop_assert!(
+                        r.trace_id.is_some_and(|id| t.contains(&id)),
+                        "{q}: trace ids {t:?} exclude {r:?}"
+                    );
                 }
                 if let Some(pf) = &req.prefilter {
                     // The storage checks the prefilter on a record without body and

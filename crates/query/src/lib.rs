@@ -18,6 +18,7 @@ mod hints;
 mod matcher;
 mod parser;
 mod projection;
+pub mod promql;
 mod render;
 
 pub use ast::{Agg, AggFunc, CmpOp, Field, FieldName, FieldOp, Filter, Pattern, Pipe, Query, Word};

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use sightline_storage::event_store::{FsyncPolicy, StoreConfig};
+use sightline_storage::tsdb::TsdbConfig;
 
 use crate::error::ConfigError;
 
@@ -35,6 +36,16 @@ pub struct Config {
     pub max_parts_per_partition: usize,
     pub default_limit: usize,
     pub max_limit: usize,
+    /// Metric samples older than the newest minus this are dropped (`metrics.retention`).
+    pub metrics_retention: Option<Duration>,
+    pub metrics_retention_max_size: Option<u64>,
+    pub metrics_block_duration: Duration,
+    /// A Prometheus-style YAML file with `scrape_configs` (`metrics.scrape_config_file`).
+    pub scrape_config_file: Option<PathBuf>,
+    /// Host metrics collection period; `None` when `metrics.host_interval = "off"`.
+    pub host_interval: Option<Duration>,
+    /// How far back PromQL looks for a series' latest sample (`query.lookback_delta`).
+    pub promql_lookback_delta_ms: i64,
     pub log_level: String,
 }
 
@@ -54,6 +65,20 @@ impl Config {
         s.retention_max_bytes = self.retention_max_size;
         s.max_parts_per_partition = self.max_parts_per_partition;
         s
+    }
+
+    /// The TSDB configuration derived from this one (fsync and WAL segment size shared
+    /// with the log store).
+    pub fn tsdb_config(&self) -> TsdbConfig {
+        let mut t = TsdbConfig::new(&self.data_dir);
+        t.fsync = self.store_config().fsync;
+        t.wal_segment_bytes = self.wal_segment_size;
+        t.block_duration_ms = i64::try_from(self.metrics_block_duration.as_millis()).unwrap_or(i64::MAX);
+        t.retention_ms = self
+            .metrics_retention
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        t.retention_max_bytes = self.metrics_retention_max_size.unwrap_or(0);
+        t
     }
 }
 
@@ -76,6 +101,7 @@ struct RawConfig {
     server: RawServer,
     storage: RawStorage,
     query: RawQuery,
+    metrics: RawMetrics,
     log: RawLog,
 }
 
@@ -134,6 +160,7 @@ impl Default for RawStorage {
 struct RawQuery {
     default_limit: usize,
     max_limit: usize,
+    lookback_delta: String,
 }
 
 impl Default for RawQuery {
@@ -141,6 +168,32 @@ impl Default for RawQuery {
         RawQuery {
             default_limit: 100,
             max_limit: 10_000,
+            // Prometheus' default `--query.lookback-delta`.
+            lookback_delta: "5m".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawMetrics {
+    retention: String,
+    retention_max_size: String,
+    block_duration: String,
+    scrape_config_file: String,
+    host_interval: String,
+}
+
+impl Default for RawMetrics {
+    fn default() -> Self {
+        RawMetrics {
+            // Prometheus' defaults: 15 days, 2 h blocks.
+            retention: "15d".into(),
+            retention_max_size: "0".into(),
+            block_duration: "2h".into(),
+            scrape_config_file: String::new(),
+            // node_exporter is typically scraped every 15 s.
+            host_interval: "15s".into(),
         }
     }
 }
@@ -192,7 +245,17 @@ const KEYS: &[(&str, &[&str])] = &[
             "max_parts_per_partition",
         ],
     ),
-    ("query", &["default_limit", "max_limit"]),
+    ("query", &["default_limit", "max_limit", "lookback_delta"]),
+    (
+        "metrics",
+        &[
+            "retention",
+            "retention_max_size",
+            "block_duration",
+            "scrape_config_file",
+            "host_interval",
+        ],
+    ),
     ("log", &["level"]),
 ];
 
@@ -297,6 +360,43 @@ fn validate(raw: RawConfig, flags: &Overrides) -> Result<Config, ConfigError> {
             "must be positive and at most query.max_limit",
         ));
     }
+    let lookback = parse_duration("query.lookback_delta", &raw.query.lookback_delta)?;
+    if lookback.is_zero() {
+        return Err(ConfigError::invalid(
+            "query.lookback_delta",
+            &raw.query.lookback_delta,
+            "must be positive",
+        ));
+    }
+    let lookback_ms = i64::try_from(lookback.as_millis()).unwrap_or(i64::MAX);
+    let m = raw.metrics;
+    let metrics_retention = match parse_duration("metrics.retention", &m.retention)? {
+        d if d.is_zero() => None,
+        d => Some(d),
+    };
+    let metrics_retention_max_size =
+        match parse_size("metrics.retention_max_size", &m.retention_max_size)? {
+            0 => None,
+            n => Some(n as u64),
+        };
+    let metrics_block_duration = parse_duration("metrics.block_duration", &m.block_duration)?;
+    if metrics_block_duration < Duration::from_secs(60) {
+        return Err(ConfigError::invalid(
+            "metrics.block_duration",
+            &m.block_duration,
+            "must be at least 1m",
+        ));
+    }
+    let host_interval = if m.host_interval.eq_ignore_ascii_case("off") {
+        None
+    } else {
+        match parse_duration("metrics.host_interval", &m.host_interval)? {
+            d if d.is_zero() => None,
+            d => Some(d),
+        }
+    };
+    let scrape_config_file = (!m.scrape_config_file.trim().is_empty())
+        .then(|| PathBuf::from(m.scrape_config_file.trim()));
     Ok(Config {
         data_dir: PathBuf::from(pick(&flags.data_dir, s.data_dir)),
         listen,
@@ -312,6 +412,12 @@ fn validate(raw: RawConfig, flags: &Overrides) -> Result<Config, ConfigError> {
         max_parts_per_partition: st.max_parts_per_partition.max(2),
         default_limit: raw.query.default_limit,
         max_limit: raw.query.max_limit,
+        promql_lookback_delta_ms: lookback_ms,
+        metrics_retention,
+        metrics_retention_max_size,
+        metrics_block_duration,
+        scrape_config_file,
+        host_interval,
         log_level: raw.log.level,
     })
 }

@@ -12,7 +12,10 @@ pub mod metrics;
 pub mod native;
 pub mod otlp;
 pub mod pipeline;
+pub mod prom;
 pub mod state;
+
+mod collectors;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,6 +27,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use sightline_storage::event_store::EventStore;
+use sightline_storage::Tsdb;
 use sightline_storage::LogStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -46,6 +50,8 @@ pub enum ServeError {
         dir: String,
         source: sightline_storage::Error,
     },
+    #[error("invalid scrape configuration {0}")]
+    ScrapeConfig(String),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -57,6 +63,7 @@ pub fn main_router(state: Arc<AppState>) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/v1/logs", post(otlp::http::logs))
+        .route("/v1/metrics", post(otlp::http::metrics))
         .route("/api/v1/logs/ingest", post(native::logs::ingest))
         .route(
             "/api/v1/logs/query",
@@ -65,6 +72,19 @@ pub fn main_router(state: Arc<AppState>) -> Router {
         .route("/api/v1/logs/tail", get(native::logs::tail))
         .route("/api/v1/logs/fields", get(native::logs::fields))
         .route("/api/v1/admin/flush", post(native::admin::flush))
+        .route("/api/v1/write", post(prom::write::remote_write))
+        .route("/api/v1/import/prometheus", post(prom::write::import_prometheus))
+        .route("/api/v1/import/openmetrics", post(prom::write::import_openmetrics))
+        .route("/api/v1/query", get(prom::api::query).post(prom::api::query))
+        .route(
+            "/api/v1/query_range",
+            get(prom::api::query_range).post(prom::api::query_range),
+        )
+        .route("/api/v1/series", get(prom::api::series).post(prom::api::series))
+        .route("/api/v1/labels", get(prom::api::labels).post(prom::api::labels))
+        .route("/api/v1/label/{name}/values", get(prom::api::label_values))
+        .route("/api/v1/metadata", get(prom::api::metadata))
+        .route("/api/v1/status/buildinfo", get(prom::api::buildinfo))
         .fallback(not_found)
         // Bodies are read with our own limit (413 with a message, gzip-aware); axum's
         // default 2 MB cap would answer first with a bare text.
@@ -76,6 +96,7 @@ pub fn main_router(state: Arc<AppState>) -> Router {
 pub fn otlp_router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/logs", post(otlp::http::logs))
+        .route("/v1/metrics", post(otlp::http::metrics))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .fallback(not_found)
@@ -163,17 +184,36 @@ pub async fn run(
         }));
     }
 
+    let scrape_cfg = match &config.scrape_config_file {
+        Some(p) => Some(
+            sightline_probe::scrape_config::load(p).map_err(ServeError::ScrapeConfig)?,
+        ),
+        None => None,
+    };
+
     let store_cfg = config.store_config();
+    let tsdb_cfg = config.tsdb_config();
     let dir = config.data_dir.display().to_string();
-    let opened = tokio::task::spawn_blocking(move || EventStore::open(store_cfg));
+    let opened = tokio::task::spawn_blocking(move || {
+        let (store, report) = EventStore::open(store_cfg)?;
+        match Tsdb::open(tsdb_cfg) {
+            Ok((tsdb, treport)) => Ok((store, report, tsdb, treport)),
+            Err(e) => {
+                let _ = store.close();
+                Err(e)
+            }
+        }
+    });
     tokio::pin!(shutdown);
-    let store = tokio::select! {
+    let stores = tokio::select! {
         r = opened => match r.map_err(std::io::Error::other)? {
-            Ok((store, report)) => {
+            Ok((store, report, tsdb, treport)) => {
                 info!(batches = report.batches, records = report.records, truncated = ?report.truncated, "wal replay done");
+                info!(blocks = treport.blocks, samples = treport.wal.records + treport.checkpoint_samples, "metrics wal replay done");
                 state.set_store(store.clone());
+                state.set_metric_store(tsdb.clone());
                 info!("ready");
-                Some(store)
+                Some((store, tsdb))
             }
             Err(source) => {
                 let _ = stop_tx.send(true);
@@ -182,11 +222,17 @@ pub async fn run(
         },
         () = &mut shutdown => None,
     };
-    if store.is_some() {
+    let collectors = stores
+        .as_ref()
+        .map(|(_, tsdb)| collectors::start(&state, tsdb.clone(), scrape_cfg));
+    if stores.is_some() {
         shutdown.await;
     }
     info!("shutting down: draining connections");
     let _ = stop_tx.send(true);
+    if let Some(c) = collectors {
+        c.stop().await;
+    }
     for t in tasks {
         match t.await {
             Ok(Ok(())) => {}
@@ -194,8 +240,13 @@ pub async fn run(
             Err(e) => error!(error = %e, "listener task failed"),
         }
     }
-    if let Some(store) = store {
+    if let Some((store, tsdb)) = stores {
         info!("flushing storage");
+        let dir2 = dir.clone();
+        tokio::task::spawn_blocking(move || tsdb.close())
+            .await
+            .map_err(std::io::Error::other)?
+            .map_err(|source| ServeError::Storage { dir: dir2, source })?;
         tokio::task::spawn_blocking(move || store.close())
             .await
             .map_err(std::io::Error::other)?

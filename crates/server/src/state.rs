@@ -1,10 +1,12 @@
-//! What every handler shares: configuration, self-metrics, the store (once the WAL replay is
-//! done), the live-tail fan-out and the shutdown signal.
+//! What every handler shares: configuration, self-metrics, the log and metric stores (once
+//! their WAL replays are done), the live-tail fan-out and the shutdown signal.
 
 use std::sync::{Arc, OnceLock};
 
-use sightline_model::{LogRecord, Tenant};
+use sightline_model::{LogRecord, Tenant, TimeSeries};
+use sightline_wire::otlp_metrics::{DeltaAccumulator, DeltaPoint};
 use sightline_storage::event_store::EventStore;
+use sightline_storage::Tsdb;
 use tokio::sync::{broadcast, watch};
 
 use crate::config::Config;
@@ -25,7 +27,10 @@ pub struct AppState {
     pub config: Config,
     pub metrics: Metrics,
     store: OnceLock<Arc<EventStore>>,
+    metric_store: OnceLock<Arc<Tsdb>>,
     pub tail: broadcast::Sender<Arc<TailBatch>>,
+    /// Running totals of OTLP delta-temporality series, per tenant.
+    otlp_deltas: std::sync::Mutex<std::collections::HashMap<Tenant, DeltaAccumulator>>,
     /// Flips to `true` when the server starts shutting down; ends live tails.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -36,7 +41,9 @@ impl AppState {
             config,
             metrics: Metrics::new(),
             store: OnceLock::new(),
+            metric_store: OnceLock::new(),
             tail: broadcast::channel(TAIL_CAPACITY).0,
+            otlp_deltas: Default::default(),
             shutdown,
         }
     }
@@ -56,7 +63,32 @@ impl AppState {
             .ok_or_else(|| ApiError::Unavailable("not ready: replaying the write-ahead log".into()))
     }
 
+    /// Installs the metric store once its WAL replay is done.
+    pub fn set_metric_store(&self, store: Arc<Tsdb>) {
+        if self.metric_store.set(store).is_err() {
+            panic!("BUG: metric store installed twice");
+        }
+    }
+
+    /// The metric store, or 503 while its WAL is still being replayed.
+    pub fn metric_store(&self) -> Result<Arc<Tsdb>, ApiError> {
+        self.metric_store.get().cloned().ok_or_else(|| {
+            ApiError::Unavailable("not ready: replaying the metrics write-ahead log".into())
+        })
+    }
+
+    /// Turns OTLP delta points into cumulative series (state kept per tenant and series in
+    /// memory: after a restart a delta series starts from 0 again, which PromQL reads as a
+    /// counter reset).
+    pub fn accumulate_deltas(&self, tenant: &Tenant, deltas: Vec<DeltaPoint>) -> Vec<TimeSeries> {
+        let mut all = self
+            .otlp_deltas
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        all.entry(tenant.clone()).or_default().accumulate(deltas)
+    }
+
     pub fn is_ready(&self) -> bool {
-        self.store.get().is_some()
+        self.store.get().is_some() && self.metric_store.get().is_some()
     }
 }

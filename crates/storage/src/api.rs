@@ -5,7 +5,7 @@ use std::ops::ControlFlow;
 
 use std::sync::Arc;
 
-use sightline_model::{Labels, LogRecord, MetricMetadata, Tenant, TimeSeries};
+use sightline_model::{Labels, LogRecord, MetricMetadata, Tenant, TimeSeries, TraceId};
 
 use crate::error::Result;
 
@@ -47,6 +47,10 @@ pub struct ScanRequest {
     /// false positive of the filter (or a block where few rows match, as for
     /// `level:error`) costs a cheap partial decode, and only passing rows are visited.
     pub prefilter: Option<Prefilter>,
+    /// When set, only records whose trace id is one of these are wanted (a record without
+    /// a trace id is not). Parts look the ids up in their trace-id index and skip blocks
+    /// without them; in a block, only rows with one of them are built.
+    pub trace_ids: Option<Vec<TraceId>>,
 }
 
 /// A predicate over the always-decoded fields of a record; see [`ScanRequest::prefilter`].

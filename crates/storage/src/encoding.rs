@@ -35,6 +35,29 @@ pub const TAG_STR_PLAIN: u8 = 4;
 /// `TAG_BOOL`, or `TAG_STR_PLAIN` for strings) followed by the value.
 pub const TAG_MIXED: u8 = 5;
 
+/// Value-column tag: every present value is an `Int`, stored as plain zigzag varints
+/// (chosen over [`TAG_INT`] when values jump around, like HTTP status codes).
+pub const TAG_INT_PLAIN: u8 = 6;
+/// Value-column tag: every present value is a `Float` that is exactly `m / 10^k` for one
+/// column-wide `k` and an integer `|m| <= 2^53` (`duration_ms` = 172.696): the `k` byte,
+/// then each `m` as a zigzag varint, ~3 bytes instead of 8.
+pub const TAG_FLOAT_DEC: u8 = 7;
+/// Value-column tag: every present value is a `Str`: [`encode_blob_strings`] (all lengths,
+/// then all bytes, which compresses better than interleaving them).
+pub const TAG_STR_BLOB: u8 = 8;
+
+/// Powers of ten exactly representable as f64 (up to 10^22); a literal table because
+/// `powi` is not guaranteed to be correctly rounded.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+/// Largest decimal exponent [`TAG_FLOAT_DEC`] tries: decimals beyond 9 digits are rarely
+/// exact decimals, and larger mantissas would not save bytes over 8-byte floats anyway.
+const MAX_FLOAT_DECIMALS: usize = 9;
+/// Largest mantissa magnitude that converts to f64 exactly.
+const MAX_EXACT_MANTISSA: i64 = 1 << 53;
+
 /// Maps a signed integer to an unsigned one so that small magnitudes give small varints.
 pub fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
@@ -248,6 +271,143 @@ pub fn decode_deltas(r: &mut Reader<'_>, n: usize, what: &str) -> DecodeResult<V
     Ok(out)
 }
 
+/// Largest power-of-ten exponent [`encode_scaled_deltas`] divides out: 10^18 is the
+/// largest power of ten that fits an i64.
+const MAX_SCALE: u8 = 18;
+
+/// Delta varints of `values / 10^e`, after a byte `e`: the largest exponent (up to
+/// [`MAX_SCALE`]) dividing every value. Timestamps parsed from text have second, milli- or
+/// microsecond precision, and dividing the nanoseconds out shrinks every delta by 1 to 4
+/// bytes before zstd sees them.
+pub fn encode_scaled_deltas(out: &mut Vec<u8>, values: &[i64]) {
+    let mut e = 0u8;
+    while e < MAX_SCALE {
+        let d = 10i64.pow(u32::from(e) + 1);
+        if values.iter().all(|v| v % d == 0) {
+            e += 1;
+        } else {
+            break;
+        }
+    }
+    if values.is_empty() {
+        e = 0;
+    }
+    out.push(e);
+    let d = 10i64.pow(u32::from(e));
+    let mut prev = 0i64;
+    for &v in values {
+        let q = v / d;
+        put_ivarint(out, q.wrapping_sub(prev));
+        prev = q;
+    }
+}
+
+/// Decodes `n` values written by [`encode_scaled_deltas`].
+///
+/// # Errors
+/// Truncated or overlong varints, an exponent above [`MAX_SCALE`], a value overflowing
+/// i64 once scaled back.
+pub fn decode_scaled_deltas(r: &mut Reader<'_>, n: usize, what: &str) -> DecodeResult<Vec<i64>> {
+    let e = r.u8(what)?;
+    if e > MAX_SCALE {
+        return Err(DecodeError(format!(
+            "{what}: scale exponent {e} above {MAX_SCALE}"
+        )));
+    }
+    let d = 10i64.pow(u32::from(e));
+    let mut out = Vec::with_capacity(capped(n, r.remaining(), 1));
+    let mut prev = 0i64;
+    for _ in 0..n {
+        prev = prev.wrapping_add(r.ivarint(what)?);
+        out.push(prev.checked_mul(d).ok_or_else(|| {
+            DecodeError(format!(
+                "{what}: value {prev} x 10^{e} overflows at byte {}",
+                r.pos()
+            ))
+        })?);
+    }
+    Ok(out)
+}
+
+/// Strings as all their varint byte lengths, then all their bytes back to back: zstd then
+/// sees the text without a length byte between every two strings.
+pub fn encode_blob_strings(out: &mut Vec<u8>, values: &[&str]) {
+    for s in values {
+        put_uvarint(out, s.len() as u64);
+    }
+    for s in values {
+        out.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// `n` strings written by [`encode_blob_strings`], decoded lazily: the lengths are read
+/// and checked up front, each string is only UTF-8 checked when [`BlobStrings::get`] asks
+/// for it, so a scan materialising a few rows does not touch the others.
+#[derive(Clone, Debug)]
+pub struct BlobStrings<'a> {
+    blob: &'a [u8],
+    /// End offset in `blob` of each string; string i starts at `ends[i - 1]` (or 0).
+    ends: Vec<usize>,
+    what: String,
+}
+
+impl<'a> BlobStrings<'a> {
+    /// Reads the lengths and takes the blob they describe.
+    ///
+    /// # Errors
+    /// Truncation, bad varints, lengths adding up to more than the bytes left.
+    pub fn decode(r: &mut Reader<'a>, n: usize, what: &str) -> DecodeResult<Self> {
+        let mut ends = Vec::with_capacity(capped(n, r.remaining(), 1));
+        let mut total = 0usize;
+        for _ in 0..n {
+            let len = r.uvarint(what)?;
+            total = usize::try_from(len)
+                .ok()
+                .and_then(|l| total.checked_add(l))
+                .filter(|t| *t <= r.remaining())
+                .ok_or_else(|| {
+                    r.err(
+                        what,
+                        &format!("string length {len} exceeds the {} bytes left", r.remaining()),
+                    )
+                })?;
+            ends.push(total);
+        }
+        let blob = r.bytes(total, what)?;
+        Ok(BlobStrings {
+            blob,
+            ends,
+            what: what.to_string(),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// String `i`.
+    ///
+    /// # Errors
+    /// Invalid UTF-8.
+    ///
+    /// # Panics
+    /// `i >= len()` (a caller bug).
+    pub fn get(&self, i: usize) -> DecodeResult<&'a str> {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        let bytes = &self.blob[start..self.ends[i]];
+        std::str::from_utf8(bytes).map_err(|_| {
+            DecodeError(format!(
+                "{}: string {i} is not utf-8 at blob byte {start}",
+                self.what
+            ))
+        })
+    }
+}
+
 /// Length-prefixed strings, one after another.
 pub fn encode_strings(out: &mut Vec<u8>, values: &[&str]) {
     for s in values {
@@ -311,6 +471,35 @@ pub fn decode_dict(r: &mut Reader<'_>, n: usize, what: &str) -> DecodeResult<Vec
     Ok(out)
 }
 
+/// `n` values written by [`encode_dict`] as the dictionary and one entry index per value
+/// (each checked `< entries.len()`), so callers can share the strings instead of cloning
+/// one per row.
+///
+/// # Errors
+/// Truncation, bad lengths, invalid UTF-8, an index outside the dictionary.
+pub fn decode_dict_ids(
+    r: &mut Reader<'_>,
+    n: usize,
+    what: &str,
+) -> DecodeResult<(Vec<String>, Vec<u32>)> {
+    let entries = r.count(1, what)?;
+    let dict = decode_strings(r, entries, what)?;
+    let mut ids = Vec::with_capacity(capped(n, r.remaining(), 1));
+    for _ in 0..n {
+        let id = r.uvarint(what)?;
+        match u32::try_from(id) {
+            Ok(i) if (i as usize) < dict.len() => ids.push(i),
+            _ => {
+                return Err(DecodeError(format!(
+                    "{what}: dictionary index {id} out of {entries} entries at byte {}",
+                    r.pos()
+                )))
+            }
+        }
+    }
+    Ok((dict, ids))
+}
+
 /// A presence bitmap: `ceil(n / 8)` bytes, bit `i % 8` (LSB first) of byte `i / 8` set when
 /// row `i` has a value.
 pub fn encode_bitmap(out: &mut Vec<u8>, present: &[bool]) {
@@ -353,7 +542,6 @@ fn prefers_dict(values: &[&str]) -> bool {
 pub fn encode_values(out: &mut Vec<u8>, values: &[&Value]) {
     let all = |f: fn(&Value) -> bool| values.iter().all(|v| f(v));
     if all(|v| matches!(v, Value::Int(_))) {
-        out.push(TAG_INT);
         let ints: Vec<i64> = values
             .iter()
             .map(|v| match v {
@@ -361,12 +549,43 @@ pub fn encode_values(out: &mut Vec<u8>, values: &[&Value]) {
                 _ => unreachable!("BUG: checked all ints"),
             })
             .collect();
-        encode_deltas(out, &ints);
+        // Whichever is smaller: deltas suit counters and ids, plain values suit codes.
+        // Ties go to plain: repeated codes repeat byte for byte, which zstd likes better
+        // than the deltas between them.
+        let mut deltas = Vec::new();
+        encode_deltas(&mut deltas, &ints);
+        let mut plain = Vec::new();
+        for i in &ints {
+            put_ivarint(&mut plain, *i);
+        }
+        if plain.len() <= deltas.len() {
+            out.push(TAG_INT_PLAIN);
+            out.extend_from_slice(&plain);
+        } else {
+            out.push(TAG_INT);
+            out.extend_from_slice(&deltas);
+        }
     } else if all(|v| matches!(v, Value::Float(_))) {
-        out.push(TAG_FLOAT);
-        for v in values {
-            if let Value::Float(f) = v {
-                out.extend_from_slice(&f.to_bits().to_le_bytes());
+        let floats: Vec<f64> = values
+            .iter()
+            .map(|v| match v {
+                Value::Float(f) => *f,
+                _ => unreachable!("BUG: checked all floats"),
+            })
+            .collect();
+        match decimal_mantissas(&floats) {
+            Some((k, ms)) => {
+                out.push(TAG_FLOAT_DEC);
+                out.push(k);
+                for m in ms {
+                    put_ivarint(out, m);
+                }
+            }
+            None => {
+                out.push(TAG_FLOAT);
+                for f in floats {
+                    out.extend_from_slice(&f.to_bits().to_le_bytes());
+                }
             }
         }
     } else if all(|v| matches!(v, Value::Bool(_))) {
@@ -388,8 +607,8 @@ pub fn encode_values(out: &mut Vec<u8>, values: &[&Value]) {
             out.push(TAG_STR_DICT);
             encode_dict(out, &strs);
         } else {
-            out.push(TAG_STR_PLAIN);
-            encode_strings(out, &strs);
+            out.push(TAG_STR_BLOB);
+            encode_blob_strings(out, &strs);
         }
     } else {
         out.push(TAG_MIXED);
@@ -416,6 +635,47 @@ pub fn encode_values(out: &mut Vec<u8>, values: &[&Value]) {
     }
 }
 
+/// The smallest column-wide decimal exponent `k` and mantissas `m` with every float
+/// bit-exactly `m / 10^k` (IEEE division of two exact values is correctly rounded, so it
+/// gives back the float a decimal text parsed to), or `None` when some value has no such
+/// form (`-0.0`, NaN, infinities, binary fractions).
+fn decimal_mantissas(floats: &[f64]) -> Option<(u8, Vec<i64>)> {
+    let mantissa = |f: f64, k: usize| -> Option<i64> {
+        let m = (f * POW10[k]).round();
+        if m.is_nan() || m.abs() > MAX_EXACT_MANTISSA as f64 {
+            return None;
+        }
+        let m = m as i64;
+        ((m as f64 / POW10[k]).to_bits() == f.to_bits()).then_some(m)
+    };
+    let mut k = 0;
+    for &f in floats {
+        while mantissa(f, k).is_none() {
+            k += 1;
+            if k > MAX_FLOAT_DECIMALS {
+                return None;
+            }
+        }
+    }
+    let ms: Option<Vec<i64>> = floats.iter().map(|&f| mantissa(f, k)).collect();
+    Some((k as u8, ms?))
+}
+
+fn decode_float_dec(r: &mut Reader<'_>, k: u8, what: &str) -> DecodeResult<Value> {
+    Ok(Value::Float(r.ivarint(what)? as f64 / POW10[usize::from(k)]))
+}
+
+fn decimal_exponent(r: &mut Reader<'_>, what: &str) -> DecodeResult<u8> {
+    let k = r.u8(what)?;
+    if usize::from(k) > MAX_FLOAT_DECIMALS {
+        return Err(DecodeError(format!(
+            "{what}: decimal exponent {k} above {MAX_FLOAT_DECIMALS} at byte {}",
+            r.pos() - 1
+        )));
+    }
+    Ok(k)
+}
+
 fn decode_float(r: &mut Reader<'_>, what: &str) -> DecodeResult<Value> {
     Ok(Value::Float(f64::from_bits(r.u64_le(what)?)))
 }
@@ -431,120 +691,108 @@ fn decode_bool(r: &mut Reader<'_>, what: &str) -> DecodeResult<Value> {
     }
 }
 
-/// Steps over `n` strings written by [`encode_strings`] without building them (a scan that
-/// does not read the column). UTF-8 is not checked: the block CRC already vouches for the
-/// bytes, and nothing is built from them.
-///
-/// # Errors
-/// Truncation, bad lengths.
-pub fn skip_strings(r: &mut Reader<'_>, n: usize, what: &str) -> DecodeResult<()> {
-    for _ in 0..n {
-        let len = r.uvarint(what)?;
-        let len = usize::try_from(len)
-            .map_err(|_| DecodeError(format!("{what}: string length {len} too large")))?;
-        r.bytes(len, what)?;
-    }
-    Ok(())
-}
-
-/// Steps over `n` values written by [`encode_values`] without building them.
-///
-/// # Errors
-/// Unknown tags, truncation, bad varints/lengths.
-pub fn skip_values(r: &mut Reader<'_>, n: usize, what: &str) -> DecodeResult<()> {
-    match r.u8(what)? {
-        TAG_INT => {
-            for _ in 0..n {
-                r.uvarint(what)?;
-            }
-        }
-        TAG_FLOAT => {
-            r.bytes(
-                n.checked_mul(8)
-                    .ok_or_else(|| DecodeError(format!("{what}: too many values")))?,
-                what,
-            )?;
-        }
-        TAG_BOOL => {
-            r.bytes(n, what)?;
-        }
-        TAG_STR_DICT => {
-            let entries = r.count(1, what)?;
-            skip_strings(r, entries, what)?;
-            for _ in 0..n {
-                r.uvarint(what)?;
-            }
-        }
-        TAG_STR_PLAIN => skip_strings(r, n, what)?,
-        TAG_MIXED => {
-            for _ in 0..n {
-                match r.u8(what)? {
-                    TAG_INT => {
-                        r.uvarint(what)?;
-                    }
-                    TAG_FLOAT => {
-                        r.bytes(8, what)?;
-                    }
-                    TAG_BOOL => {
-                        r.bytes(1, what)?;
-                    }
-                    TAG_STR_PLAIN => skip_strings(r, 1, what)?,
-                    t => {
-                        return Err(DecodeError(format!(
-                            "{what}: unknown value tag {t} at byte {}",
-                            r.pos() - 1
-                        )))
-                    }
-                }
-            }
-        }
-        t => {
-            return Err(DecodeError(format!(
-                "{what}: unknown column tag {t} at byte {}",
-                r.pos() - 1
-            )))
-        }
-    }
-    Ok(())
-}
-
 /// Decodes `n` values written by [`encode_values`].
 ///
 /// # Errors
 /// Unknown tags, truncation, bad varints/lengths/UTF-8/bools.
 pub fn decode_values(r: &mut Reader<'_>, n: usize, what: &str) -> DecodeResult<Vec<Value>> {
+    Ok(decode_values_where(r, n, what, None)?
+        .into_iter()
+        .map(|v| v.expect("BUG: decode_values_where skipped a value it was asked for"))
+        .collect())
+}
+
+/// Decodes `n` values written by [`encode_values`], building only those whose `keep`
+/// entry is true (all when `keep` is `None`); the others are stepped over and come back
+/// as `None`. The whole column is still checked: a damaged value is an error even when it
+/// is not kept.
+///
+/// # Errors
+/// Unknown tags, truncation, bad varints/lengths/UTF-8/bools.
+///
+/// # Panics
+/// `keep` shorter than `n` (a caller bug).
+pub fn decode_values_where(
+    r: &mut Reader<'_>,
+    n: usize,
+    what: &str,
+    keep: Option<&[bool]>,
+) -> DecodeResult<Vec<Option<Value>>> {
+    let kept = |i: usize| keep.is_none_or(|k| k[i]);
     let tag = r.u8(what)?;
-    let cap = capped(n, r.remaining(), 1);
+    let mut out = Vec::with_capacity(capped(n, r.remaining(), 1));
     match tag {
-        TAG_INT => Ok(decode_deltas(r, n, what)?
-            .into_iter()
-            .map(Value::Int)
-            .collect()),
-        TAG_FLOAT => {
-            let mut out = Vec::with_capacity(cap);
-            for _ in 0..n {
-                out.push(decode_float(r, what)?);
+        TAG_INT => {
+            let mut prev = 0i64;
+            for i in 0..n {
+                prev = prev.wrapping_add(r.ivarint(what)?);
+                out.push(kept(i).then_some(Value::Int(prev)));
             }
-            Ok(out)
+        }
+        TAG_INT_PLAIN => {
+            for i in 0..n {
+                let v = r.ivarint(what)?;
+                out.push(kept(i).then_some(Value::Int(v)));
+            }
+        }
+        TAG_FLOAT => {
+            for i in 0..n {
+                let v = decode_float(r, what)?;
+                out.push(kept(i).then_some(v));
+            }
+        }
+        TAG_FLOAT_DEC => {
+            let k = decimal_exponent(r, what)?;
+            for i in 0..n {
+                let v = decode_float_dec(r, k, what)?;
+                out.push(kept(i).then_some(v));
+            }
         }
         TAG_BOOL => {
-            let mut out = Vec::with_capacity(cap);
-            for _ in 0..n {
-                out.push(decode_bool(r, what)?);
+            for i in 0..n {
+                let v = decode_bool(r, what)?;
+                out.push(kept(i).then_some(v));
             }
-            Ok(out)
         }
-        TAG_STR_DICT => Ok(decode_dict(r, n, what)?
-            .into_iter()
-            .map(Value::Str)
-            .collect()),
-        TAG_STR_PLAIN => Ok(decode_strings(r, n, what)?
-            .into_iter()
-            .map(Value::Str)
-            .collect()),
+        TAG_STR_DICT => {
+            let entries = r.count(1, what)?;
+            let mut dict = Vec::with_capacity(entries);
+            for _ in 0..entries {
+                let b = r.len_prefixed(what)?;
+                dict.push(std::str::from_utf8(b).map_err(|_| r.err(what, "invalid utf-8"))?);
+            }
+            for i in 0..n {
+                let id = r.uvarint(what)?;
+                let Some(s) = usize::try_from(id).ok().and_then(|j| dict.get(j)) else {
+                    return Err(DecodeError(format!(
+                        "{what}: dictionary index {id} out of {entries} entries at byte {}",
+                        r.pos()
+                    )));
+                };
+                out.push(kept(i).then(|| Value::Str((*s).to_string())));
+            }
+        }
+        TAG_STR_PLAIN => {
+            for i in 0..n {
+                let b = r.len_prefixed(what)?;
+                let s = std::str::from_utf8(b).map_err(|_| r.err(what, "invalid utf-8"))?;
+                out.push(kept(i).then(|| Value::Str(s.to_string())));
+            }
+        }
+        TAG_STR_BLOB => {
+            let strs = BlobStrings::decode(r, n, what)?;
+            for i in 0..n {
+                // Unkept strings are not UTF-8 checked: nothing is built from them, and
+                // the column CRC vouches for the bytes.
+                out.push(if kept(i) {
+                    Some(Value::Str(strs.get(i)?.to_string()))
+                } else {
+                    None
+                });
+            }
+        }
         TAG_MIXED => {
-            let mut out = Vec::with_capacity(cap);
-            for _ in 0..n {
+            for i in 0..n {
                 let v = match r.u8(what)? {
                     TAG_INT => Value::Int(r.ivarint(what)?),
                     TAG_FLOAT => decode_float(r, what)?,
@@ -557,15 +805,17 @@ pub fn decode_values(r: &mut Reader<'_>, n: usize, what: &str) -> DecodeResult<V
                         )))
                     }
                 };
-                out.push(v);
+                out.push(kept(i).then_some(v));
             }
-            Ok(out)
         }
-        t => Err(DecodeError(format!(
-            "{what}: unknown column encoding {t} at byte {}",
-            r.pos() - 1
-        ))),
+        t => {
+            return Err(DecodeError(format!(
+                "{what}: unknown column encoding {t} at byte {}",
+                r.pos() - 1
+            )))
+        }
     }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -593,6 +843,7 @@ mod tests {
         prop_oneof![
             prop::collection::vec(any::<i64>().prop_map(Value::Int), 0..40),
             prop::collection::vec(any::<f64>().prop_map(Value::Float), 0..40),
+            prop::collection::vec((-99_999i64..99_999).prop_map(|m| Value::Float(m as f64 / 100.0)), 0..40),
             prop::collection::vec(any::<bool>().prop_map(Value::Bool), 0..40),
             prop::collection::vec("[a-c]{0,2}".prop_map(Value::Str), 0..40),
             prop::collection::vec(".{0,8}".prop_map(Value::Str), 0..40),
@@ -657,10 +908,56 @@ mod tests {
         out.clear();
         let (b, c) = (Value::Str("y".into()), Value::Int(1));
         encode_values(&mut out, &[&a, &b]);
-        assert_eq!(out[0], TAG_STR_PLAIN);
+        assert_eq!(out[0], TAG_STR_BLOB);
         out.clear();
         encode_values(&mut out, &[&a, &c]);
         assert_eq!(out[0], TAG_MIXED);
+        // Status-like codes jump around: plain varints; counters: deltas.
+        let codes: Vec<Value> = [200, 500, 200, 404, 200].map(Value::Int).to_vec();
+        out.clear();
+        encode_values(&mut out, &codes.iter().collect::<Vec<_>>());
+        assert_eq!(out[0], TAG_INT_PLAIN);
+        let counter: Vec<Value> = (1_000_000..1_000_010).map(Value::Int).collect();
+        out.clear();
+        encode_values(&mut out, &counter.iter().collect::<Vec<_>>());
+        assert_eq!(out[0], TAG_INT);
+        // Decimal floats: an exponent byte and a 3-byte varint each, bit exact back.
+        let floats: Vec<Value> = [172.696, 0.5, 12.0, -3.25].map(Value::Float).to_vec();
+        out.clear();
+        encode_values(&mut out, &floats.iter().collect::<Vec<_>>());
+        assert_eq!(&out[..2], &[TAG_FLOAT_DEC, 3]);
+        assert!(out.len() <= 2 + 4 * 3, "{out:?}");
+        assert!(same(&decode_values(&mut Reader::new(&out), 4, "f").unwrap(), &floats));
+        // -0.0 and a binary fraction have no short decimal form: plain f64 bits.
+        for odd in [-0.0, 1.0 / 3.0] {
+            let v = [Value::Float(1.5), Value::Float(odd)];
+            out.clear();
+            encode_values(&mut out, &v.iter().collect::<Vec<_>>());
+            assert_eq!(out[0], TAG_FLOAT, "{odd}");
+        }
+    }
+
+    #[test]
+    fn scaled_deltas_pick_the_largest_power_of_ten() {
+        let secs: Vec<i64> = (0..10).map(|i| 1_763_553_600_000_000_000 + i * 1_000_000_000).collect();
+        let mut out = Vec::new();
+        encode_scaled_deltas(&mut out, &secs);
+        assert_eq!(out[0], 9);
+        assert_eq!(out.len(), 1 + 5 + 9, "{out:?}");
+        let mut r = Reader::new(&out);
+        assert_eq!(decode_scaled_deltas(&mut r, 10, "t").unwrap(), secs);
+        r.finish("t").unwrap();
+        // Zeros only: every exponent divides, the largest is taken, and it decodes.
+        let mut out = Vec::new();
+        encode_scaled_deltas(&mut out, &[0, 0]);
+        assert_eq!(out[0], 18);
+        assert_eq!(decode_scaled_deltas(&mut Reader::new(&out), 2, "t").unwrap(), [0, 0]);
+        // An exponent past 10^18 and a value overflowing once scaled are errors.
+        assert!(decode_scaled_deltas(&mut Reader::new(&[19, 0]), 1, "t").is_err());
+        let mut out = vec![18];
+        put_ivarint(&mut out, 100);
+        let err = decode_scaled_deltas(&mut Reader::new(&out), 1, "t").unwrap_err();
+        assert!(err.0.contains("overflows"), "{err}");
     }
 
     proptest! {
@@ -686,6 +983,81 @@ mod tests {
             };
             prop_assert_eq!(back, v);
             r.finish("s").unwrap();
+        }
+
+        #[test]
+        fn scaled_deltas_round_trip(
+            v in prop::collection::vec(any::<i64>(), 0..60),
+            e in 0u32..19,
+            small in any::<bool>(),
+        ) {
+            // Values sharing a power-of-ten factor, and arbitrary ones.
+            let v: Vec<i64> = if small {
+                v.iter().map(|x| (x % 1_000_000).wrapping_mul(10i64.pow(e.min(12)))).collect()
+            } else {
+                v
+            };
+            let mut out = Vec::new();
+            encode_scaled_deltas(&mut out, &v);
+            let mut r = Reader::new(&out);
+            prop_assert_eq!(decode_scaled_deltas(&mut r, v.len(), "t").unwrap(), v);
+            r.finish("t").unwrap();
+        }
+
+        #[test]
+        fn blob_strings_round_trip(v in prop::collection::vec(".{0,10}", 0..50)) {
+            let refs: Vec<&str> = v.iter().map(String::as_str).collect();
+            let mut out = Vec::new();
+            encode_blob_strings(&mut out, &refs);
+            let mut r = Reader::new(&out);
+            let b = BlobStrings::decode(&mut r, v.len(), "s").unwrap();
+            r.finish("s").unwrap();
+            prop_assert_eq!(b.len(), v.len());
+            for (i, s) in v.iter().enumerate() {
+                prop_assert_eq!(b.get(i).unwrap(), s.as_str());
+            }
+        }
+
+        #[test]
+        fn decimal_floats_round_trip_bit_exact(
+            ms in prop::collection::vec(-10_000_000i64..10_000_000, 1..30),
+            k in 0usize..7,
+        ) {
+            let v: Vec<Value> = ms.iter().map(|m| Value::Float(*m as f64 / POW10[k])).collect();
+            let mut out = Vec::new();
+            encode_values(&mut out, &v.iter().collect::<Vec<_>>());
+            prop_assert!(out[0] == TAG_FLOAT_DEC || out[0] == TAG_FLOAT);
+            let back = decode_values(&mut Reader::new(&out), v.len(), "f").unwrap();
+            prop_assert!(same(&back, &v), "{:?} != {:?}", back, v);
+        }
+
+        #[test]
+        fn selective_decode_builds_only_kept_values(v in values(), keep in prop::collection::vec(any::<bool>(), 40)) {
+            let refs: Vec<&Value> = v.iter().collect();
+            let mut out = Vec::new();
+            encode_values(&mut out, &refs);
+            let mut r = Reader::new(&out);
+            let back = decode_values_where(&mut r, v.len(), "a", Some(&keep[..v.len()])).unwrap();
+            r.finish("a").unwrap();
+            prop_assert_eq!(back.len(), v.len());
+            for (i, b) in back.iter().enumerate() {
+                match b {
+                    Some(x) => prop_assert!(keep[i] && same(std::slice::from_ref(x), &v[i..=i])),
+                    None => prop_assert!(!keep[i]),
+                }
+            }
+        }
+
+        #[test]
+        fn dict_ids_round_trip(v in prop::collection::vec("[a-c]{0,2}", 0..50)) {
+            let refs: Vec<&str> = v.iter().map(String::as_str).collect();
+            let mut out = Vec::new();
+            encode_dict(&mut out, &refs);
+            let mut r = Reader::new(&out);
+            let (dict, ids) = decode_dict_ids(&mut r, v.len(), "d").unwrap();
+            r.finish("d").unwrap();
+            let back: Vec<&str> = ids.iter().map(|&i| dict[i as usize].as_str()).collect();
+            prop_assert_eq!(back, refs);
         }
 
         #[test]
@@ -715,6 +1087,15 @@ mod tests {
             let _ = decode_strings(&mut Reader::new(&bytes), n, "g");
             let _ = decode_deltas(&mut Reader::new(&bytes), n, "g");
             let _ = decode_bitmap(&mut Reader::new(&bytes), n, "g");
+            let _ = decode_scaled_deltas(&mut Reader::new(&bytes), n, "g");
+            let _ = decode_dict_ids(&mut Reader::new(&bytes), n, "g");
+            if let Ok(b) = BlobStrings::decode(&mut Reader::new(&bytes), n, "g") {
+                for i in 0..b.len() {
+                    let _ = b.get(i);
+                }
+            }
+            let keep = vec![true; n];
+            let _ = decode_values_where(&mut Reader::new(&bytes), n, "g", Some(&keep));
         }
 
         #[test]

@@ -23,3 +23,5 @@ pub use api::{
 };
 pub use error::{Error, Result};
 pub use event_store::{EventStore, FsyncPolicy, ReplayReport, StoreConfig};
+pub mod tsdb;
+pub use tsdb::{Tsdb, TsdbConfig, TsdbReplayReport, TsdbStats};

@@ -7,6 +7,11 @@
 //! The format is hand-written (not serde/prost) because it must be byte-exact, append-only
 //! and self-delimiting so that a torn tail can be told from corruption, and because it is
 //! on the ingest hot path.
+//!
+//! The segment/frame/sequence layer is payload-agnostic ([`Wal::open_with`],
+//! [`Wal::append_payload`]): the log batches here and the TSDB's sample batches
+//! (`tsdb/batch.rs`, in its own directory with its own segment magic) share it. A payload
+//! only has to start with its batch sequence number (u64 LE).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -20,7 +25,7 @@ use tracing::{debug, info, warn};
 use crate::encoding::{put_ivarint, put_str, put_uvarint};
 use crate::error::{Error, Result};
 
-/// First bytes of every segment file.
+/// First bytes of every log WAL segment file.
 pub const MAGIC: [u8; 4] = *b"SLWL";
 /// Format version written after the magic.
 pub const VERSION: u32 = 1;
@@ -78,6 +83,8 @@ struct Segment {
 #[derive(Debug)]
 pub struct Wal {
     dir: PathBuf,
+    /// Segment magic: tells a log WAL from a metrics WAL.
+    magic: [u8; 4],
     policy: FsyncPolicy,
     segment_bytes: u64,
     closed: Vec<Segment>,
@@ -131,6 +138,37 @@ impl Wal {
         checkpoint: u64,
         apply: &mut dyn FnMut(Batch),
     ) -> Result<(Wal, ReplayReport)> {
+        Self::open_with(
+            dir,
+            MAGIC,
+            policy,
+            segment_bytes,
+            checkpoint,
+            &decode_batch,
+            &mut |_, batch: Batch| {
+                let n = batch.records.len() as u64;
+                apply(batch);
+                n
+            },
+        )
+    }
+
+    /// Like [`Wal::open`] for any payload: segments start with `magic`; `decode` turns a
+    /// frame's payload (its first 8 bytes are the sequence number) into a `T` or says why it
+    /// cannot (then the frame is bad, as for a CRC mismatch); `apply` gets every batch above
+    /// `checkpoint` with its sequence number and returns how many records it held.
+    ///
+    /// # Errors
+    /// As [`Wal::open`].
+    pub fn open_with<T>(
+        dir: &Path,
+        magic: [u8; 4],
+        policy: FsyncPolicy,
+        segment_bytes: u64,
+        checkpoint: u64,
+        decode: &dyn Fn(&[u8]) -> Result<T, String>,
+        apply: &mut dyn FnMut(u64, T) -> u64,
+    ) -> Result<(Wal, ReplayReport)> {
         fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
         let mut indexes = Vec::new();
         for entry in fs::read_dir(dir).map_err(|e| io_err(dir, e))? {
@@ -151,15 +189,14 @@ impl Wal {
             let path = segment_path(dir, index);
             let is_last = n + 1 == count;
             let data = fs::read(&path).map_err(|e| io_err(&path, e))?;
-            let scan = scan_segment(&data, last_seq);
+            let scan = scan_frames(&data, last_seq, &magic, decode);
             let mut max_batch = 0;
-            for batch in scan.batches {
-                last_seq = batch.seq;
-                max_batch = batch.seq;
-                if batch.seq > checkpoint {
+            for (seq, batch) in scan.batches {
+                last_seq = seq;
+                max_batch = seq;
+                if seq > checkpoint {
                     report.batches += 1;
-                    report.records += batch.records.len() as u64;
-                    apply(batch);
+                    report.records += apply(seq, batch);
                 }
             }
             let mut bytes = data.len() as u64;
@@ -200,12 +237,13 @@ impl Wal {
         }
 
         let next_index = closed.last().map_or(1, |s| s.index + 1);
-        let (current, file) = create_segment(dir, next_index)?;
+        let (current, file) = create_segment(dir, next_index, &magic)?;
         info!(dir = ?dir, batches = report.batches, records = report.records,
             segments = closed.len(), "wal replayed");
         Ok((
             Wal {
                 dir: dir.to_path_buf(),
+                magic,
                 policy,
                 segment_bytes: segment_bytes.max(HEADER_LEN + 1),
                 closed,
@@ -227,7 +265,10 @@ impl Wal {
     /// I/O errors; a batch over 4 GiB encoded; every append after a failure that could
     /// not be undone.
     pub fn append(&mut self, tenant: &Tenant, records: &[LogRecord]) -> Result<u64> {
-        self.append_inner(tenant, records, self.policy == FsyncPolicy::Always)
+        self.append_inner(
+            &|seq| encode_batch(seq, tenant.as_str(), records),
+            self.policy == FsyncPolicy::Always,
+        )
     }
 
     /// Appends one batch like [`Wal::append`] but never fsyncs: for group commit, where
@@ -236,10 +277,31 @@ impl Wal {
     /// # Errors
     /// As [`Wal::append`].
     pub fn write(&mut self, tenant: &Tenant, records: &[LogRecord]) -> Result<u64> {
-        self.append_inner(tenant, records, false)
+        self.append_inner(&|seq| encode_batch(seq, tenant.as_str(), records), false)
     }
 
-    fn append_inner(&mut self, tenant: &Tenant, records: &[LogRecord], sync: bool) -> Result<u64> {
+    /// Appends one frame whose payload `encode` builds from the batch's sequence number
+    /// (the payload must start with it, u64 LE); fsyncs per the policy. Returns the
+    /// sequence number.
+    ///
+    /// # Errors
+    /// As [`Wal::append`].
+    ///
+    /// # Panics
+    /// "BUG:" when the payload does not start with the sequence number.
+    pub fn append_payload(&mut self, encode: &dyn Fn(u64) -> Vec<u8>) -> Result<u64> {
+        self.append_inner(encode, self.policy == FsyncPolicy::Always)
+    }
+
+    /// Like [`Wal::append_payload`] but never fsyncs (group commit; see [`Wal::write`]).
+    ///
+    /// # Errors
+    /// As [`Wal::append`].
+    pub fn write_payload(&mut self, encode: &dyn Fn(u64) -> Vec<u8>) -> Result<u64> {
+        self.append_inner(encode, false)
+    }
+
+    fn append_inner(&mut self, encode: &dyn Fn(u64) -> Vec<u8>, sync: bool) -> Result<u64> {
         if self.broken {
             return Err(io_err(
                 &self.current.path,
@@ -247,7 +309,11 @@ impl Wal {
             ));
         }
         let seq = self.last_seq + 1;
-        let payload = encode_batch(seq, tenant.as_str(), records);
+        let payload = encode(seq);
+        assert!(
+            payload.get(..8) == Some(&seq.to_le_bytes()[..]),
+            "BUG: wal payload does not start with its sequence number {seq}"
+        );
         let len = u32::try_from(payload.len()).map_err(|_| {
             io_err(
                 &self.current.path,
@@ -345,7 +411,7 @@ impl Wal {
             self.broken = true;
             return Err(io_err(&self.current.path, e));
         }
-        let (next, file) = create_segment(&self.dir, self.current.index + 1)?;
+        let (next, file) = create_segment(&self.dir, self.current.index + 1, &self.magic)?;
         let old = std::mem::replace(&mut self.current, next);
         self.file = Arc::new(file);
         self.dirty = false;
@@ -397,7 +463,7 @@ impl Wal {
 
 /// Creates a segment with its header, synced (with its directory entry) whatever the
 /// policy, so that a later segment never exists without its predecessors being whole.
-fn create_segment(dir: &Path, index: u64) -> Result<(Segment, File)> {
+fn create_segment(dir: &Path, index: u64, magic: &[u8; 4]) -> Result<(Segment, File)> {
     let path = segment_path(dir, index);
     let mut file = OpenOptions::new()
         .create_new(true)
@@ -405,7 +471,7 @@ fn create_segment(dir: &Path, index: u64) -> Result<(Segment, File)> {
         .open(&path)
         .map_err(|e| io_err(&path, e))?;
     let mut header = [0u8; HEADER_LEN as usize];
-    header[..4].copy_from_slice(&MAGIC);
+    header[..4].copy_from_slice(magic);
     header[4..].copy_from_slice(&VERSION.to_le_bytes());
     file.write_all(&header).map_err(|e| io_err(&path, e))?;
     file.sync_all().map_err(|e| io_err(&path, e))?;
@@ -431,14 +497,26 @@ struct BadFrame {
 }
 
 #[derive(Debug)]
-struct SegmentScan {
-    batches: Vec<Batch>,
+struct SegmentScan<T> {
+    /// Sequence number and decoded payload of each good frame.
+    batches: Vec<(u64, T)>,
     bad: Option<BadFrame>,
+}
+
+/// [`scan_frames`] for log batches.
+#[cfg(test)]
+fn scan_segment(data: &[u8], prev_seq: u64) -> SegmentScan<Batch> {
+    scan_frames(data, prev_seq, &MAGIC, &decode_batch)
 }
 
 /// Reads the frames of one segment's bytes; `prev_seq` is the last sequence number seen
 /// in earlier segments. Stops at the first bad frame.
-fn scan_segment(data: &[u8], prev_seq: u64) -> SegmentScan {
+fn scan_frames<T>(
+    data: &[u8],
+    prev_seq: u64,
+    magic: &[u8; 4],
+    decode: &dyn Fn(&[u8]) -> Result<T, String>,
+) -> SegmentScan<T> {
     let mut batches = Vec::new();
     if data.len() < HEADER_LEN as usize {
         let bad = BadFrame {
@@ -454,7 +532,7 @@ fn scan_segment(data: &[u8], prev_seq: u64) -> SegmentScan {
             bad: Some(bad),
         };
     }
-    if data[..4] != MAGIC || data[4..8] != VERSION.to_le_bytes() {
+    if data[..4] != magic[..] || data[4..8] != VERSION.to_le_bytes() {
         let bad = BadFrame {
             offset: 0,
             reason: "segment header has a wrong magic or version".to_string(),
@@ -468,14 +546,14 @@ fn scan_segment(data: &[u8], prev_seq: u64) -> SegmentScan {
     let mut off = HEADER_LEN as usize;
     let mut last = prev_seq;
     while off < data.len() {
-        match read_frame(data, off, last) {
-            Ok((batch, next)) => {
-                last = batch.seq;
-                batches.push(batch);
+        match read_frame(data, off, last, decode) {
+            Ok((seq, batch, next)) => {
+                last = seq;
+                batches.push((seq, batch));
                 off = next;
             }
             Err(reason) => {
-                let followed_by_valid = valid_frame_after(data, off + 1, last);
+                let followed_by_valid = valid_frame_after(data, off + 1, last, decode);
                 return SegmentScan {
                     batches,
                     bad: Some(BadFrame {
@@ -490,8 +568,14 @@ fn scan_segment(data: &[u8], prev_seq: u64) -> SegmentScan {
     SegmentScan { batches, bad: None }
 }
 
-/// Reads the frame at `off`; returns the batch and the offset after the frame.
-fn read_frame(data: &[u8], off: usize, prev_seq: u64) -> Result<(Batch, usize), String> {
+/// Reads the frame at `off`; returns the sequence number, the decoded payload and the
+/// offset after the frame.
+fn read_frame<T>(
+    data: &[u8],
+    off: usize,
+    prev_seq: u64,
+    decode: &dyn Fn(&[u8]) -> Result<T, String>,
+) -> Result<(u64, T, usize), String> {
     let rest = &data[off..];
     if rest.len() < FRAME_HEADER_LEN {
         return Err(format!(
@@ -514,14 +598,17 @@ fn read_frame(data: &[u8], off: usize, prev_seq: u64) -> Result<(Batch, usize), 
             "frame crc mismatch: stored {crc:#010x}, computed {actual:#010x}"
         ));
     }
-    let batch = decode_batch(payload)?;
-    if batch.seq <= prev_seq {
+    if payload.len() < 8 {
         return Err(format!(
-            "batch sequence {} does not follow {prev_seq}",
-            batch.seq
+            "frame payload of {len} bytes has no batch sequence number"
         ));
     }
-    Ok((batch, off + FRAME_HEADER_LEN + len))
+    let seq = u64::from_le_bytes(payload[..8].try_into().expect("8 bytes"));
+    if seq <= prev_seq {
+        return Err(format!("batch sequence {seq} does not follow {prev_seq}"));
+    }
+    let batch = decode(payload)?;
+    Ok((seq, batch, off + FRAME_HEADER_LEN + len))
 }
 
 /// How far above the last good sequence number a frame found after a bad one may be to
@@ -532,7 +619,12 @@ const RESYNC_SEQ_WINDOW: u64 = 1 << 20;
 /// Whether any offset at or after `from` starts a frame that checks out (length fits, CRC
 /// matches, decodes, sequence number above `last_seq`): then a bad frame before it is
 /// corruption, not a torn tail.
-fn valid_frame_after(data: &[u8], from: usize, last_seq: u64) -> bool {
+fn valid_frame_after<T>(
+    data: &[u8],
+    from: usize,
+    last_seq: u64,
+    decode: &dyn Fn(&[u8]) -> Result<T, String>,
+) -> bool {
     let mut off = from;
     while off + FRAME_HEADER_LEN + 8 <= data.len() {
         let rest = &data[off..];
@@ -541,7 +633,7 @@ fn valid_frame_after(data: &[u8], from: usize, last_seq: u64) -> bool {
             let seq = u64::from_le_bytes(rest[8..16].try_into().expect("8 bytes"));
             if seq > last_seq
                 && seq - last_seq <= RESYNC_SEQ_WINDOW
-                && read_frame(data, off, last_seq).is_ok()
+                && read_frame(data, off, last_seq, decode).is_ok()
             {
                 return true;
             }
@@ -868,6 +960,79 @@ mod tests {
         assert_eq!(scan.batches.len(), 1);
         assert!(scan.bad.unwrap().reason.contains("does not follow"));
         assert!(scan_segment(&segment(&[frame(3, &[])]), 3).bad.is_some());
+    }
+
+    #[test]
+    fn payload_api_round_trips_and_checks_magic() {
+        let dir = tempfile::tempdir().unwrap();
+        let magic = *b"TEST";
+        let body = |seq: u64| {
+            let mut p = seq.to_le_bytes().to_vec();
+            p.extend_from_slice(b"hello");
+            p
+        };
+        let decode = |p: &[u8]| -> Result<Vec<u8>, String> {
+            if p.len() == 13 {
+                Ok(p[8..].to_vec())
+            } else {
+                Err(format!("{} bytes", p.len()))
+            }
+        };
+        let (mut wal, _) = Wal::open_with(
+            dir.path(),
+            magic,
+            FsyncPolicy::Always,
+            1 << 20,
+            0,
+            &decode,
+            &mut |_, _| 0,
+        )
+        .unwrap();
+        assert_eq!(wal.append_payload(&body).unwrap(), 1);
+        assert_eq!(wal.write_payload(&body).unwrap(), 2);
+        wal.sync().unwrap();
+        drop(wal);
+        let mut got = Vec::new();
+        let (wal, report) = Wal::open_with(
+            dir.path(),
+            magic,
+            FsyncPolicy::Always,
+            1 << 20,
+            1,
+            &decode,
+            &mut |seq, b| {
+                got.push((seq, b));
+                1
+            },
+        )
+        .unwrap();
+        assert_eq!(got, vec![(2, b"hello".to_vec())]);
+        assert_eq!((report.batches, report.records, wal.last_seq()), (1, 1, 2));
+        drop(wal);
+        // A log WAL reader refuses segments with another magic.
+        match Wal::open(dir.path(), FsyncPolicy::Always, 1 << 20, 0, &mut |_| {}) {
+            Err(Error::Corruption {
+                offset: 0, reason, ..
+            }) => assert!(reason.contains("magic"), "{reason}"),
+            other => panic!("expected corruption, got {other:?}"),
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "BUG:")]
+    fn payload_without_sequence_panics() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open_with(
+            dir.path(),
+            *b"TEST",
+            FsyncPolicy::Never,
+            1 << 20,
+            0,
+            &|_| Ok(()),
+            &mut |_, _| 0,
+        )
+        .unwrap();
+        let _ = wal.append_payload(&|_| vec![1, 2, 3]);
     }
 
     fn arb_value() -> impl Strategy<Value = Value> {

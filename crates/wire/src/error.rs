@@ -39,6 +39,18 @@ pub enum Error {
     /// A pattern with no `(?P<name>...)` group, which could extract nothing.
     #[error("pattern has no named groups")]
     NoNamedGroups,
+    /// A Prometheus remote-write body that cannot be decompressed or decoded, or a series
+    /// that breaks a naming rule (named by its 0-based index in the request and label).
+    #[error("cannot decode remote write request: {0}")]
+    RemoteWrite(String),
+    /// A Prometheus text or OpenMetrics line that cannot be parsed; `column` is the 1-based
+    /// byte position in the line.
+    #[error("line {line}, column {column}: {reason}")]
+    Exposition {
+        line: usize,
+        column: usize,
+        reason: String,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

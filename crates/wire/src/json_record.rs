@@ -41,7 +41,7 @@ impl std::fmt::Display for FieldError {
     }
 }
 
-const BAD_TIME: &str = "not a valid RFC 3339 time or Unix number";
+pub(crate) const BAD_TIME: &str = "not a valid RFC 3339 time or Unix number";
 
 /// Parses one line as a JSON object. `Err` holds the reason without the line number:
 /// serde_json's message with its position shortened to the column (lines are single-line).
@@ -211,7 +211,7 @@ pub fn flatten_into(key: String, v: Json, attrs: &mut Attributes) {
 }
 
 /// A JSON number as `Int` when integral and within i64, else `Float`.
-fn number_value(n: &serde_json::Number) -> Value {
+pub(crate) fn number_value(n: &serde_json::Number) -> Value {
     if let Some(i) = n.as_i64() {
         return Value::Int(i);
     }

@@ -9,6 +9,7 @@
 
 pub mod access_log;
 pub mod error;
+pub mod json_fast;
 pub mod json_record;
 pub mod lines;
 pub mod logfmt;
@@ -20,3 +21,18 @@ pub use error::{Error, Result};
 pub use lines::{parse_lines, LineFormat};
 pub use ndjson::decode_ndjson;
 pub use otlp_logs::{decode_otlp_logs_json, decode_otlp_logs_protobuf};
+
+// Metric ingest decoders (issue 3): remote write, Prometheus text, OpenMetrics, OTLP.
+pub mod exposition;
+pub mod metric_names;
+pub mod openmetrics;
+pub mod remote_write;
+
+pub use exposition::{parse_prometheus_text, write_prometheus_text, MetricBatch};
+pub use openmetrics::{parse_openmetrics, write_openmetrics};
+pub use remote_write::{decode_write_request, encode_write_request};
+pub mod otlp_metrics;
+pub use otlp_metrics::{
+    decode_otlp_metrics_json, decode_otlp_metrics_protobuf, DeltaAccumulator, DeltaPoint,
+    OtlpMetrics,
+};

@@ -133,6 +133,9 @@ fn unparsed_record(line: &str, why: String, now_ns: i64) -> LogRecord {
 }
 
 fn parse_json_line(line: &str, now_ns: i64) -> Result<LogRecord, String> {
+    if let Some(rec) = crate::json_fast::record_from_line(line, now_ns) {
+        return rec.map_err(|e| e.to_string());
+    }
     let obj = parse_object(line).map_err(|e| e.to_string())?;
     record_from_object(obj, now_ns).map_err(|e| e.to_string())
 }

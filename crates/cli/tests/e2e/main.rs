@@ -5,5 +5,7 @@ mod bad_input;
 mod crash;
 mod loghub;
 mod logs;
+mod metrics;
 mod otel_python;
+mod promql_conformance;
 mod util;

@@ -302,3 +302,118 @@ pub fn cli(args: &[&str], stdin: Option<&[u8]>) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A free TCP port on 127.0.0.1, for peers that cannot listen on port 0 and report the port
+/// (bound, then released: another process could take it in between, which a test machine
+/// makes unlikely).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Installs the Debian package `package` when `binary` is not on `PATH` (`apt-get update`
+/// first when the plain install fails); fails loudly (never skips) when it cannot.
+pub fn ensure_debian_package(binary: &str, package: &str) {
+    let on_path = |b: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {b}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if on_path(binary) {
+        return;
+    }
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", package])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+            .expect("apt-get must be available to install missing peers")
+    };
+    let mut out = install();
+    if !out.status.success() {
+        let _ = Command::new("apt-get").args(["update", "-q"]).status();
+        out = install();
+    }
+    assert!(
+        out.status.success() && on_path(binary),
+        "apt-get install {package} failed (needed for `{binary}`):\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A peer process (Prometheus, ...) whose stdout and stderr go to a log file; killed on drop,
+/// and its log printed when the test is failing.
+pub struct Peer {
+    pub name: String,
+    child: Option<Child>,
+    log_path: PathBuf,
+}
+
+impl Peer {
+    /// Spawns `cmd` with its output sent to `log_path`.
+    pub fn spawn(name: &str, cmd: &mut Command, log_path: PathBuf) -> Peer {
+        let log = std::fs::File::create(&log_path).unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        Peer {
+            name: name.to_string(),
+            child: Some(child),
+            log_path,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Waits until GET `url` answers 2xx; panics (with the peer's log) when the process
+    /// exits or `timeout` passes first.
+    pub fn wait_http_ok(&mut self, url: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let c = client();
+        loop {
+            if let Ok(r) = c.get(url).send() {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "{} exited with {st} before {url} was ready; log:\n{}",
+                    self.name,
+                    self.log()
+                );
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{} not ready at {url} within {timeout:?}; log:\n{}",
+                    self.name,
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("----- {} log -----\n{}\n-----", self.name, self.log());
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

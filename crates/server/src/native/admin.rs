@@ -1,5 +1,6 @@
-//! Operator endpoints: `POST /api/v1/admin/flush` writes every buffered row to parts now
-//! (tests and backups use it; the background flush does the same every flush interval).
+//! Operator endpoints: `POST /api/v1/admin/flush` writes every buffered log row to parts and
+//! every metric sample in the TSDB head to blocks now (tests and backups use it; background
+//! flushes and block cuts do the same on their schedules).
 
 use std::sync::Arc;
 
@@ -13,7 +14,8 @@ pub async fn flush(
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let store = state.store()?;
-    tokio::task::spawn_blocking(move || store.flush())
+    let tsdb = state.metric_store()?;
+    tokio::task::spawn_blocking(move || store.flush().and_then(|()| tsdb.flush()))
         .await
         .map_err(|e| ApiError::Internal(format!("flush task failed: {e}")))?
         .map_err(ApiError::storage)?;
