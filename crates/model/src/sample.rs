@@ -47,6 +47,40 @@ pub enum MetricType {
 }
 
 impl MetricType {
+    /// Every type, in the order of Prometheus' remote-write `MetricMetadata.MetricType`
+    /// enum: the index is the type's [`MetricType::code`].
+    pub const ALL: [MetricType; 8] = [
+        MetricType::Unknown,
+        MetricType::Counter,
+        MetricType::Gauge,
+        MetricType::Histogram,
+        MetricType::GaugeHistogram,
+        MetricType::Summary,
+        MetricType::Info,
+        MetricType::StateSet,
+    ];
+
+    /// The type's number in remote write's enum (also used by Sightline's own formats).
+    pub fn code(self) -> u8 {
+        match self {
+            MetricType::Unknown => 0,
+            MetricType::Counter => 1,
+            MetricType::Gauge => 2,
+            MetricType::Histogram => 3,
+            MetricType::GaugeHistogram => 4,
+            MetricType::Summary => 5,
+            MetricType::Info => 6,
+            MetricType::StateSet => 7,
+        }
+    }
+
+    /// The type of a [`MetricType::code`].
+    pub fn from_code(code: u64) -> Option<Self> {
+        usize::try_from(code)
+            .ok()
+            .and_then(|i| Self::ALL.get(i).copied())
+    }
+
     /// The lowercase name used by `/api/v1/metadata` and the exposition formats.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -101,18 +135,11 @@ mod tests {
 
     #[test]
     fn metric_type_round_trips() {
-        for t in [
-            MetricType::Counter,
-            MetricType::Gauge,
-            MetricType::Histogram,
-            MetricType::GaugeHistogram,
-            MetricType::Summary,
-            MetricType::Info,
-            MetricType::StateSet,
-            MetricType::Unknown,
-        ] {
+        for t in MetricType::ALL {
             assert_eq!(MetricType::parse(t.as_str()), Some(t));
+            assert_eq!(MetricType::from_code(u64::from(t.code())), Some(t));
         }
+        assert_eq!(MetricType::from_code(8), None);
         assert_eq!(MetricType::parse("untyped"), Some(MetricType::Unknown));
         assert_eq!(MetricType::parse("bogus"), None);
     }

@@ -87,9 +87,90 @@ pub fn day_name(day: i64) -> String {
         .unwrap_or_else(|| format!("day{day}"))
 }
 
+/// Units of Prometheus' duration syntax, largest first, in milliseconds.
+const PROM_UNITS: [(&str, i64); 7] = [
+    ("y", 365 * 86_400_000),
+    ("w", 7 * 86_400_000),
+    ("d", 86_400_000),
+    ("h", 3_600_000),
+    ("m", 60_000),
+    ("s", 1000),
+    ("ms", 1),
+];
+
+/// Prometheus' duration syntax (`model.ParseDuration`) in milliseconds: `1h30m`, `15s`,
+/// `500ms`, `1d`, `2w`, `1y`; integer amounts, units in decreasing order, each at most
+/// once; `0` alone is allowed. `None` for anything else or on overflow.
+pub fn parse_prometheus_duration_ms(s: &str) -> Option<i64> {
+    if s == "0" {
+        return Some(0);
+    }
+    let (mut rest, mut next, mut total) = (s, 0usize, 0i64);
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let n: i64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let letters = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let unit = &rest[..letters];
+        rest = &rest[letters..];
+        let pos = PROM_UNITS[next..].iter().position(|(u, _)| *u == unit)? + next;
+        total = total.checked_add(n.checked_mul(PROM_UNITS[pos].1)?)?;
+        next = pos + 1;
+    }
+    Some(total)
+}
+
+/// A non-negative duration in Prometheus' notation (`model.Duration.String`): `15s`,
+/// `1m30s`, `1s500ms`, `0s`.
+pub fn format_prometheus_duration_ms(ms: i64) -> String {
+    if ms <= 0 {
+        return "0s".into();
+    }
+    let mut rest = ms;
+    let mut out = String::new();
+    for (unit, size) in PROM_UNITS {
+        if rest >= size {
+            out.push_str(&format!("{}{unit}", rest / size));
+            rest %= size;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prometheus_durations() {
+        assert_eq!(parse_prometheus_duration_ms("1h30m"), Some(5_400_000));
+        assert_eq!(parse_prometheus_duration_ms("500ms"), Some(500));
+        assert_eq!(parse_prometheus_duration_ms("1d"), Some(86_400_000));
+        assert_eq!(parse_prometheus_duration_ms("0"), Some(0));
+        assert_eq!(
+            parse_prometheus_duration_ms("30m1h"),
+            None,
+            "units out of order"
+        );
+        assert_eq!(parse_prometheus_duration_ms("1m1m"), None, "unit twice");
+        assert_eq!(parse_prometheus_duration_ms("1.5s"), None);
+        assert_eq!(parse_prometheus_duration_ms(""), None);
+        assert_eq!(parse_prometheus_duration_ms("99999999999999999y"), None);
+        assert_eq!(format_prometheus_duration_ms(15_000), "15s");
+        assert_eq!(format_prometheus_duration_ms(90_000), "1m30s");
+        assert_eq!(format_prometheus_duration_ms(1500), "1s500ms");
+        assert_eq!(format_prometheus_duration_ms(0), "0s");
+        for ms in [1, 999, 61_000, 3_600_000, 86_400_001] {
+            let f = format_prometheus_duration_ms(ms);
+            assert_eq!(parse_prometheus_duration_ms(&f), Some(ms), "{f}");
+        }
+    }
 
     #[test]
     fn units_by_magnitude() {

@@ -133,26 +133,9 @@ fn pct(s: &str) -> String {
 
 /// Prometheus' duration formatting for `__scrape_interval__` (`15s`, `1m`, `1m30s`).
 fn fmt_duration(d: Duration) -> String {
-    let mut ms = d.as_millis() as u64;
-    if ms == 0 {
-        return "0s".into();
-    }
-    let mut out = String::new();
-    for (unit, size) in [
-        ("y", 365 * 86_400_000),
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-        ("ms", 1),
-    ] {
-        if ms >= size {
-            out.push_str(&format!("{}{unit}", ms / size));
-            ms %= size;
-        }
-    }
-    out
+    sightline_model::time::format_prometheus_duration_ms(
+        i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+    )
 }
 
 /// Merges target labels into a scraped series' labels (Prometheus' `mutateSampleLabels`):

@@ -239,40 +239,11 @@ fn opt_duration(v: Option<&str>, key: &str) -> Result<Option<Duration>, String> 
     }
 }
 
-/// Prometheus' duration syntax (`model.ParseDuration`): `1h30m`, `15s`, `500ms`, `1d`, `2w`,
-/// `1y`; units in decreasing order, each once, integer amounts.
+/// Prometheus' duration syntax (`1h30m`, `15s`, `500ms`).
 pub fn parse_prom_duration(s: &str) -> Option<Duration> {
-    const UNITS: [(&str, u64); 7] = [
-        ("y", 365 * 86_400_000),
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-        ("ms", 1),
-    ];
-    if s == "0" {
-        return Some(Duration::ZERO);
-    }
-    let (mut rest, mut next, mut total) = (s, 0usize, 0u64);
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        let n: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let letters = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let unit = &rest[..letters];
-        rest = &rest[letters..];
-        let pos = UNITS[next..].iter().position(|(u, _)| *u == unit)? + next;
-        total = total.checked_add(n.checked_mul(UNITS[pos].1)?)?;
-        next = pos + 1;
-    }
-    Some(Duration::from_millis(total))
+    sightline_model::time::parse_prometheus_duration_ms(s)
+        .and_then(|ms| u64::try_from(ms).ok())
+        .map(Duration::from_millis)
 }
 
 /// Reads the target groups of one file_sd file (JSON or YAML, by extension like Prometheus).

@@ -24,9 +24,7 @@ impl Query {
             services: h.services.map(|s| s.into_iter().collect()),
             projection: self.projection(),
             prefilter: prefilter(&self.filter),
-            trace_ids: h
-                .traces
-                .map(|t| t.into_iter().map(TraceId).collect()),
+            trace_ids: h.traces.map(|t| t.into_iter().map(TraceId).collect()),
         }
     }
 }
@@ -197,9 +195,7 @@ fn field_hints(field: &Field, op: &FieldOp) -> Hints {
         // The match compares the id's hex case-insensitively: exactly the id the hex
         // parses to.
         (Field::TraceId, FieldOp::Eq { value, .. }) if is_hex(value, 32) => Hints {
-            traces: TraceId::from_hex(value)
-                .ok()
-                .map(|t| BTreeSet::from([t.0])),
+            traces: TraceId::from_hex(value).ok().map(|t| BTreeSet::from([t.0])),
             ..tokens_only([value.to_ascii_lowercase()])
         },
         (Field::SpanId, FieldOp::Eq { value, .. }) if is_hex(value, 16) => {
@@ -278,7 +274,9 @@ mod tests {
         assert_eq!(req(&format!("NOT trace_id:{a}")).trace_ids, None);
         let r = req(&format!("trace_id:{a} trace_id:{b}"));
         assert_eq!(r.trace_ids, Some(vec![]));
-        let r = req(&format!("(trace_id:{a} OR trace_id:{b}) trace_id:{b} level:error"));
+        let r = req(&format!(
+            "(trace_id:{a} OR trace_id:{b}) trace_id:{b} level:error"
+        ));
         assert_eq!(r.trace_ids, Some(vec![id(b)]));
     }
 

@@ -86,39 +86,9 @@ fn err<T>(line: usize, message: impl Into<String>) -> Result<T, ScriptError> {
     })
 }
 
-/// Prometheus' `model.ParseDuration`: `1h30m`, `8000s`, `1ms`, `0m`... in milliseconds.
+/// Prometheus' `model.ParseDuration` in milliseconds.
 fn parse_duration(s: &str) -> Option<i64> {
-    if s == "0" {
-        return Some(0);
-    }
-    let mut total: i64 = 0;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        let n: i64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest.bytes().take_while(|b| b.is_ascii_alphabetic()).count();
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let ms = match unit {
-            "y" => 365 * 24 * 3_600_000,
-            "w" => 7 * 24 * 3_600_000,
-            "d" => 24 * 3_600_000,
-            "h" => 3_600_000,
-            "m" => 60_000,
-            "s" => 1000,
-            "ms" => 1,
-            _ => return None,
-        };
-        total = total.checked_add(n.checked_mul(ms)?)?;
-    }
-    Some(total)
+    sightline_model::time::parse_prometheus_duration_ms(s)
 }
 
 /// A number as Go's `strconv.ParseFloat` reads it in the scripts (`Inf`, `+Inf`, `NaN`,

@@ -13,6 +13,7 @@ use sightline_storage::{MetricStore, Tsdb};
 use sightline_wire::exposition::MetricBatch;
 use tracing::{info, warn};
 
+use crate::pipeline::count_ingested;
 use crate::state::AppState;
 
 pub struct Collectors {
@@ -43,11 +44,7 @@ fn sink(state: &Arc<AppState>, tsdb: Arc<Tsdb>, protocol: &'static str) -> Sampl
             app.append_metadata(m);
         }
         let n = app.commit().map_err(|e| e.to_string())?;
-        state.metrics.inc(
-            "sightline_ingested_records_total",
-            &[("signal", "metrics"), ("protocol", protocol)],
-            n as u64,
-        );
+        count_ingested(&state, "metrics", protocol, n, 0);
         Ok(n)
     })
 }

@@ -73,7 +73,8 @@ impl Config {
         let mut t = TsdbConfig::new(&self.data_dir);
         t.fsync = self.store_config().fsync;
         t.wal_segment_bytes = self.wal_segment_size;
-        t.block_duration_ms = i64::try_from(self.metrics_block_duration.as_millis()).unwrap_or(i64::MAX);
+        t.block_duration_ms =
+            i64::try_from(self.metrics_block_duration.as_millis()).unwrap_or(i64::MAX);
         t.retention_ms = self
             .metrics_retention
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));

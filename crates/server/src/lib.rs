@@ -27,8 +27,8 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use sightline_storage::event_store::EventStore;
-use sightline_storage::Tsdb;
 use sightline_storage::LogStore;
+use sightline_storage::Tsdb;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -73,15 +73,30 @@ pub fn main_router(state: Arc<AppState>) -> Router {
         .route("/api/v1/logs/fields", get(native::logs::fields))
         .route("/api/v1/admin/flush", post(native::admin::flush))
         .route("/api/v1/write", post(prom::write::remote_write))
-        .route("/api/v1/import/prometheus", post(prom::write::import_prometheus))
-        .route("/api/v1/import/openmetrics", post(prom::write::import_openmetrics))
-        .route("/api/v1/query", get(prom::api::query).post(prom::api::query))
+        .route(
+            "/api/v1/import/prometheus",
+            post(prom::write::import_prometheus),
+        )
+        .route(
+            "/api/v1/import/openmetrics",
+            post(prom::write::import_openmetrics),
+        )
+        .route(
+            "/api/v1/query",
+            get(prom::api::query).post(prom::api::query),
+        )
         .route(
             "/api/v1/query_range",
             get(prom::api::query_range).post(prom::api::query_range),
         )
-        .route("/api/v1/series", get(prom::api::series).post(prom::api::series))
-        .route("/api/v1/labels", get(prom::api::labels).post(prom::api::labels))
+        .route(
+            "/api/v1/series",
+            get(prom::api::series).post(prom::api::series),
+        )
+        .route(
+            "/api/v1/labels",
+            get(prom::api::labels).post(prom::api::labels),
+        )
         .route("/api/v1/label/{name}/values", get(prom::api::label_values))
         .route("/api/v1/metadata", get(prom::api::metadata))
         .route("/api/v1/status/buildinfo", get(prom::api::buildinfo))
@@ -185,9 +200,7 @@ pub async fn run(
     }
 
     let scrape_cfg = match &config.scrape_config_file {
-        Some(p) => Some(
-            sightline_probe::scrape_config::load(p).map_err(ServeError::ScrapeConfig)?,
-        ),
+        Some(p) => Some(sightline_probe::scrape_config::load(p).map_err(ServeError::ScrapeConfig)?),
         None => None,
     };
 

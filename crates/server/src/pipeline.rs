@@ -1,10 +1,11 @@
-//! The ingest pipeline every log surface calls after decoding: commit the batch through the
-//! storage appender (durable before it returns), count it, hand it to live tails.
+//! The ingest pipeline every surface calls after decoding: commit the batch through the
+//! storage appender (durable before it returns), count it, hand log batches to live tails.
 
 use std::sync::Arc;
 
 use sightline_model::{LogRecord, Tenant};
-use sightline_storage::LogStore;
+use sightline_storage::{LogStore, MetricStore};
+use sightline_wire::exposition::MetricBatch;
 
 use crate::error::ApiError;
 use crate::state::{AppState, TailBatch};
@@ -39,13 +40,7 @@ pub async fn ingest_logs(
     .await
     .map_err(|e| ApiError::Internal(format!("ingest task failed: {e}")))?
     .map_err(ApiError::storage)?;
-    let labels = [("signal", "logs"), ("protocol", protocol)];
-    state
-        .metrics
-        .inc("sightline_ingested_records_total", &labels, n as u64);
-    state
-        .metrics
-        .inc("sightline_ingested_bytes_total", &labels, bytes as u64);
+    count_ingested(state, "logs", protocol, n, bytes);
     if let Some(records) = tail {
         // No subscriber left is fine: the send error only means nobody is tailing.
         let _ = state.tail.send(Arc::new(TailBatch { tenant, records }));
@@ -53,12 +48,63 @@ pub async fn ingest_logs(
     Ok(n)
 }
 
-/// Counts a rejected batch and passes the error on.
+/// Commits a decoded metric batch for `tenant`, all or nothing, and counts it (samples).
+///
+/// # Errors
+/// 503 before the metrics WAL replay is done; 500 when the WAL write fails.
+pub async fn ingest_samples(
+    state: &Arc<AppState>,
+    tenant: Tenant,
+    batch: MetricBatch,
+    protocol: &'static str,
+    bytes: usize,
+) -> Result<usize, ApiError> {
+    let store = state.metric_store()?;
+    let n = tokio::task::spawn_blocking(move || {
+        let mut app = store.appender(&tenant);
+        for s in batch.series {
+            app.append(s);
+        }
+        for m in batch.metadata {
+            app.append_metadata(m);
+        }
+        app.commit()
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("ingest task failed: {e}")))?
+    .map_err(ApiError::storage)?;
+    count_ingested(state, "metrics", protocol, n, bytes);
+    Ok(n)
+}
+
+/// Counts an accepted batch of `n` records (samples for metrics) and `bytes`.
+pub fn count_ingested(state: &AppState, signal: &str, protocol: &str, n: usize, bytes: usize) {
+    let labels = [("signal", signal), ("protocol", protocol)];
+    state
+        .metrics
+        .inc("sightline_ingested_records_total", &labels, n as u64);
+    if bytes > 0 {
+        state
+            .metrics
+            .inc("sightline_ingested_bytes_total", &labels, bytes as u64);
+    }
+}
+
+/// Counts a rejected log batch and passes the error on.
 pub fn rejected(state: &AppState, protocol: &'static str, e: ApiError) -> ApiError {
+    count_rejected(state, "logs", protocol, e)
+}
+
+/// Counts a rejected metric batch and passes the error on.
+pub fn rejected_metrics(state: &AppState, protocol: &'static str, e: ApiError) -> ApiError {
+    count_rejected(state, "metrics", protocol, e)
+}
+
+fn count_rejected(state: &AppState, signal: &str, protocol: &str, e: ApiError) -> ApiError {
     state.metrics.inc(
         "sightline_rejected_batches_total",
         &[
-            ("signal", "logs"),
+            ("signal", signal),
             ("protocol", protocol),
             ("reason", e.reason()),
         ],

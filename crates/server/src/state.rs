@@ -4,9 +4,9 @@
 use std::sync::{Arc, OnceLock};
 
 use sightline_model::{LogRecord, Tenant, TimeSeries};
-use sightline_wire::otlp_metrics::{DeltaAccumulator, DeltaPoint};
 use sightline_storage::event_store::EventStore;
 use sightline_storage::Tsdb;
+use sightline_wire::otlp_metrics::{DeltaAccumulator, DeltaPoint};
 use tokio::sync::{broadcast, watch};
 
 use crate::config::Config;

@@ -368,7 +368,10 @@ impl<'a> BlobStrings<'a> {
                 .ok_or_else(|| {
                     r.err(
                         what,
-                        &format!("string length {len} exceeds the {} bytes left", r.remaining()),
+                        &format!(
+                            "string length {len} exceeds the {} bytes left",
+                            r.remaining()
+                        ),
                     )
                 })?;
             ends.push(total);
@@ -662,7 +665,9 @@ fn decimal_mantissas(floats: &[f64]) -> Option<(u8, Vec<i64>)> {
 }
 
 fn decode_float_dec(r: &mut Reader<'_>, k: u8, what: &str) -> DecodeResult<Value> {
-    Ok(Value::Float(r.ivarint(what)? as f64 / POW10[usize::from(k)]))
+    Ok(Value::Float(
+        r.ivarint(what)? as f64 / POW10[usize::from(k)],
+    ))
 }
 
 fn decimal_exponent(r: &mut Reader<'_>, what: &str) -> DecodeResult<u8> {
@@ -843,7 +848,10 @@ mod tests {
         prop_oneof![
             prop::collection::vec(any::<i64>().prop_map(Value::Int), 0..40),
             prop::collection::vec(any::<f64>().prop_map(Value::Float), 0..40),
-            prop::collection::vec((-99_999i64..99_999).prop_map(|m| Value::Float(m as f64 / 100.0)), 0..40),
+            prop::collection::vec(
+                (-99_999i64..99_999).prop_map(|m| Value::Float(m as f64 / 100.0)),
+                0..40
+            ),
             prop::collection::vec(any::<bool>().prop_map(Value::Bool), 0..40),
             prop::collection::vec("[a-c]{0,2}".prop_map(Value::Str), 0..40),
             prop::collection::vec(".{0,8}".prop_map(Value::Str), 0..40),
@@ -927,7 +935,10 @@ mod tests {
         encode_values(&mut out, &floats.iter().collect::<Vec<_>>());
         assert_eq!(&out[..2], &[TAG_FLOAT_DEC, 3]);
         assert!(out.len() <= 2 + 4 * 3, "{out:?}");
-        assert!(same(&decode_values(&mut Reader::new(&out), 4, "f").unwrap(), &floats));
+        assert!(same(
+            &decode_values(&mut Reader::new(&out), 4, "f").unwrap(),
+            &floats
+        ));
         // -0.0 and a binary fraction have no short decimal form: plain f64 bits.
         for odd in [-0.0, 1.0 / 3.0] {
             let v = [Value::Float(1.5), Value::Float(odd)];
@@ -939,7 +950,9 @@ mod tests {
 
     #[test]
     fn scaled_deltas_pick_the_largest_power_of_ten() {
-        let secs: Vec<i64> = (0..10).map(|i| 1_763_553_600_000_000_000 + i * 1_000_000_000).collect();
+        let secs: Vec<i64> = (0..10)
+            .map(|i| 1_763_553_600_000_000_000 + i * 1_000_000_000)
+            .collect();
         let mut out = Vec::new();
         encode_scaled_deltas(&mut out, &secs);
         assert_eq!(out[0], 9);
@@ -951,7 +964,10 @@ mod tests {
         let mut out = Vec::new();
         encode_scaled_deltas(&mut out, &[0, 0]);
         assert_eq!(out[0], 18);
-        assert_eq!(decode_scaled_deltas(&mut Reader::new(&out), 2, "t").unwrap(), [0, 0]);
+        assert_eq!(
+            decode_scaled_deltas(&mut Reader::new(&out), 2, "t").unwrap(),
+            [0, 0]
+        );
         // An exponent past 10^18 and a value overflowing once scaled are errors.
         assert!(decode_scaled_deltas(&mut Reader::new(&[19, 0]), 1, "t").is_err());
         let mut out = vec![18];

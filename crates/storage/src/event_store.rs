@@ -33,9 +33,10 @@ use sightline_model::{LogRecord, Tenant};
 use tracing::{debug, info, warn};
 
 use crate::api::{LogAppender, LogQuerier, LogStore, ScanRequest, ScanStats, StoreStats};
+use crate::dir_lock::lock_dir;
 use crate::error::{Error, Result};
 use crate::manifest::{parse_day, part_path, Manifest, PartEntry, MANIFEST_FILE};
-use crate::part::{write_part, Part};
+use crate::part::{write_part_with_level, Part, FLUSH_ZSTD_LEVEL, MERGE_ZSTD_LEVEL};
 use crate::wal::{sync_dir, Wal};
 pub use crate::wal::{FsyncPolicy, ReplayReport};
 
@@ -270,7 +271,7 @@ impl EventStore {
     pub fn open(cfg: StoreConfig) -> Result<(Arc<EventStore>, ReplayReport)> {
         let logs_dir = cfg.dir.join("logs");
         fs::create_dir_all(&logs_dir).map_err(|e| io_err(&logs_dir, e))?;
-        let dir_lock = lock_dir(&logs_dir)?;
+        let dir_lock = lock_dir(&logs_dir, "store")?;
         let manifest = Manifest::load(&logs_dir)?;
 
         let mut parts: BTreeMap<Key, Vec<Arc<PartHandle>>> = BTreeMap::new();
@@ -531,11 +532,12 @@ impl EventStore {
         // records are copied out of the chunks, which stay visible to queries meanwhile.
         let written = parallel_map(todo.len(), FLUSH_THREADS, |i| {
             let (key, chunks) = &todo[i];
-            let mut records: Vec<LogRecord> = Vec::with_capacity(chunks.iter().map(|c| c.len()).sum());
+            let mut records: Vec<LogRecord> =
+                Vec::with_capacity(chunks.iter().map(|c| c.len()).sum());
             for c in chunks {
                 records.extend(c.iter().cloned());
             }
-            self.write_new_part(key, ids[i], &mut records)
+            self.write_new_part(key, ids[i], &mut records, FLUSH_ZSTD_LEVEL)
         });
         let mut handles = Vec::with_capacity(todo.len());
         let mut first_error = None;
@@ -574,12 +576,14 @@ impl EventStore {
         }
     }
 
-    /// Writes `<id>.part.tmp` and renames it to `<id>.part` in the partition's directory.
+    /// Writes `<id>.part.tmp` (zstd at `level`) and renames it to `<id>.part` in the
+    /// partition's directory.
     fn write_new_part(
         &self,
         key: &Key,
         id: u64,
         records: &mut [LogRecord],
+        level: i32,
     ) -> Result<Arc<PartHandle>> {
         let day = day_name(key.1);
         let path = part_path(&self.logs_dir, key.0.as_str(), &day, id);
@@ -593,7 +597,7 @@ impl EventStore {
             sync_dir(&self.logs_dir)?;
         }
         let tmp = dir.join(format!("{id}.part.tmp"));
-        let meta = match write_part(&tmp, records) {
+        let meta = match write_part_with_level(&tmp, records, level) {
             Ok(m) => m,
             Err(e) => {
                 let _ = fs::remove_file(&tmp);
@@ -657,7 +661,7 @@ impl EventStore {
         let mut manifest = lock(&self.state).manifest.clone();
         let id = manifest.next_part_id;
         manifest.next_part_id += 1;
-        let new = self.write_new_part(key, id, &mut records)?;
+        let new = self.write_new_part(key, id, &mut records, MERGE_ZSTD_LEVEL)?;
         let old_ids: HashSet<u64> = olds.iter().map(|h| h.entry.id).collect();
         manifest.parts.retain(|p| !old_ids.contains(&p.id));
         manifest.parts.push(new.entry.clone());
@@ -799,11 +803,7 @@ const FLUSH_THREADS: usize = 2;
 
 /// `f(0..n)` on up to `threads` scoped threads (the calling thread is one of them), results
 /// in index order.
-fn parallel_map<T: Send>(
-    n: usize,
-    threads: usize,
-    f: impl Fn(usize) -> T + Sync,
-) -> Vec<T> {
+fn parallel_map<T: Send>(n: usize, threads: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
     let threads = threads.min(n);
     if threads <= 1 {
         return (0..n).map(f).collect();
@@ -876,27 +876,6 @@ fn pick_merge_indices(rows: &[u64], cap: u64) -> Vec<usize> {
         picked.clear();
     }
     picked
-}
-
-fn lock_dir(logs_dir: &Path) -> Result<fs::File> {
-    let path = logs_dir.join("LOCK");
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| io_err(&path, e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => Err(io_err(
-            &path,
-            std::io::Error::new(
-                std::io::ErrorKind::WouldBlock,
-                "data directory is in use by another store",
-            ),
-        )),
-        Err(fs::TryLockError::Error(e)) => Err(io_err(&path, e)),
-    }
 }
 
 fn partition_key(entry: &PartEntry, logs_dir: &Path) -> Result<Key> {
@@ -1202,6 +1181,7 @@ mod tests {
             assert_eq!(seen, want);
         }
         store.close().unwrap();
+        drop(store);
         let (store, report) = EventStore::open(StoreConfig::new(dir.path())).unwrap();
         assert_eq!(report.records, 0, "the checkpoint covers every batch");
         assert_eq!(store.stats().parts, 10);

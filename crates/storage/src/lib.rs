@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod bloom;
+mod dir_lock;
 pub mod encoding;
 pub mod error;
 pub mod event_store;

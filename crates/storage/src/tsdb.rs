@@ -47,6 +47,7 @@ use self::block::Block;
 use self::compact::BlockMeta;
 use self::head::{merge_newer_wins, Head};
 use crate::api::{LabelMatcher, MetricStore, SampleAppender, SeriesQuerier};
+use crate::dir_lock::lock_dir;
 use crate::error::{Error, Result};
 pub use crate::wal::FsyncPolicy;
 use crate::wal::{sync_dir, ReplayReport, Wal};
@@ -202,7 +203,7 @@ impl Tsdb {
         }
         let metrics_dir = cfg.dir.join("metrics");
         fs::create_dir_all(&metrics_dir).map_err(|e| io_err(&metrics_dir, e))?;
-        let lock_file = lock_dir(&metrics_dir)?;
+        let lock_file = lock_dir(&metrics_dir, "tsdb")?;
         let mut report = TsdbReplayReport::default();
         let mut tenants: BTreeMap<String, (Head, Vec<Arc<Block>>)> = BTreeMap::new();
         let new_head = || Head::new(cfg.block_duration_ms);
@@ -597,28 +598,6 @@ impl Tsdb {
         }
         let _gate = write(&self.gate);
         lock(&self.wal).sync()
-    }
-}
-
-/// Takes the exclusive lock on `<metrics_dir>/LOCK`.
-fn lock_dir(metrics_dir: &Path) -> Result<fs::File> {
-    let path = metrics_dir.join("LOCK");
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| io_err(&path, e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => Err(io_err(
-            &path,
-            std::io::Error::new(
-                std::io::ErrorKind::WouldBlock,
-                "metrics directory is in use by another tsdb",
-            ),
-        )),
-        Err(fs::TryLockError::Error(e)) => Err(io_err(&path, e)),
     }
 }
 

@@ -137,9 +137,7 @@ fn access_groups_fast(line: &str) -> Option<[Option<&str>; 10]> {
         }
         (*i > start).then(|| &line[start..*i])
     };
-    let lit = |i: &mut usize, c: u8| -> Option<()> {
-        (b.get(*i) == Some(&c)).then(|| *i += 1)
-    };
+    let lit = |i: &mut usize, c: u8| -> Option<()> { (b.get(*i) == Some(&c)).then(|| *i += 1) };
     // `"((?:[^"\\]|\\.)*)"`
     let quoted = |i: &mut usize| -> Option<&str> {
         lit(i, b'"')?;
@@ -202,6 +200,7 @@ fn access_groups_fast(line: &str) -> Option<[Option<&str>; 10]> {
         i += 1;
         g[9] = non_ws(&mut i);
     }
+    g[0] = Some(line);
     b[i..].iter().all(|&c| ws(c)).then_some(g)
 }
 
@@ -358,7 +357,10 @@ mod tests {
             }
         }
         let common = r#"127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326"#;
-        assert!(access_groups_fast(common).is_some(), "the usual form takes the fast path");
+        assert!(
+            access_groups_fast(common).is_some(),
+            "the usual form takes the fast path"
+        );
     }
 
     #[test]

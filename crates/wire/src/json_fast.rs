@@ -70,10 +70,7 @@ fn take<'a>(entries: &mut Entries<'a>, key: &str) -> Option<Lite<'a>> {
 
 /// `record_from_object`'s `take_first`: the first of `keys` with a non-null value, removing
 /// every key it looks at up to that one.
-fn take_first<'a, 'k>(
-    entries: &mut Entries<'a>,
-    keys: &[&'k str],
-) -> Option<(&'k str, Lite<'a>)> {
+fn take_first<'a, 'k>(entries: &mut Entries<'a>, keys: &[&'k str]) -> Option<(&'k str, Lite<'a>)> {
     for k in keys {
         if let Some(v) = take(entries, k) {
             if !matches!(v, Lite::Null) {
@@ -425,7 +422,9 @@ mod tests {
         assert!(record_from_line("{\"a\": }", NOW).is_none());
         assert!(record_from_line("[1]", NOW).is_none());
         assert!(record_from_line("{} {}", NOW).is_none());
-        let big: Vec<String> = (0..=MAX_FAST_KEYS).map(|i| format!("\"k{i}\":{i}")).collect();
+        let big: Vec<String> = (0..=MAX_FAST_KEYS)
+            .map(|i| format!("\"k{i}\":{i}"))
+            .collect();
         let big = format!("{{{}}}", big.join(","));
         assert!(record_from_line(&big, NOW).is_none());
         assert!(slow(&big).unwrap().is_ok());

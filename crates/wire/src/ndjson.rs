@@ -273,29 +273,3 @@ mod tests {
         }
     }
 }
-
-#[cfg(test)]
-mod perf_tmp {
-    #[test]
-    #[ignore]
-    fn decode_speed() {
-        let Ok(path) = std::env::var("NDJSON_FILE") else {
-            return;
-        };
-        let body = std::fs::read(path).unwrap();
-        let text = std::str::from_utf8(&body).unwrap();
-        for _ in 0..3 {
-            let t = std::time::Instant::now();
-            let n = super::decode_ndjson(&body, 1).unwrap().len();
-            let fast = t.elapsed();
-            let t = std::time::Instant::now();
-            let mut m = 0;
-            for l in text.lines() {
-                let o = crate::json_record::parse_object(l).unwrap();
-                m += crate::json_record::record_from_object(o, 1).is_ok() as usize;
-            }
-            let slow = t.elapsed();
-            eprintln!("rows {n} {m}: fast {:?} ({:.2} us/row) slow {:?} ({:.2} us/row)", fast, fast.as_secs_f64() * 1e6 / n as f64, slow, slow.as_secs_f64() * 1e6 / m as f64);
-        }
-    }
-}

@@ -84,25 +84,6 @@ pub struct PbMetricMetadata {
     pub unit: String,
 }
 
-/// Metric types in `prompb` enum order.
-const TYPES: [MetricType; 8] = [
-    MetricType::Unknown,
-    MetricType::Counter,
-    MetricType::Gauge,
-    MetricType::Histogram,
-    MetricType::GaugeHistogram,
-    MetricType::Summary,
-    MetricType::Info,
-    MetricType::StateSet,
-];
-
-fn type_number(t: MetricType) -> i32 {
-    TYPES
-        .iter()
-        .position(|x| *x == t)
-        .expect("BUG: every MetricType is in TYPES") as i32
-}
-
 /// Decodes a remote-write body. `max_decompressed` bounds the size announced in the
 /// snappy header, checked before anything is allocated.
 ///
@@ -133,9 +114,9 @@ pub fn decode_write_request(body: &[u8], max_decompressed: usize) -> Result<Metr
         .map(|m| MetricMetadata {
             metric_family_name: m.metric_family_name,
             // An enum number from a newer Prometheus reads as unknown, as proto3 does.
-            metric_type: usize::try_from(m.r#type)
+            metric_type: u64::try_from(m.r#type)
                 .ok()
-                .and_then(|i| TYPES.get(i).copied())
+                .and_then(MetricType::from_code)
                 .unwrap_or(MetricType::Unknown),
             help: m.help,
             unit: m.unit,
@@ -208,7 +189,7 @@ pub fn encode_write_request(series: &[TimeSeries], metadata: &[MetricMetadata]) 
         metadata: metadata
             .iter()
             .map(|m| PbMetricMetadata {
-                r#type: type_number(m.metric_type),
+                r#type: i32::from(m.metric_type.code()),
                 metric_family_name: m.metric_family_name.clone(),
                 help: m.help.clone(),
                 unit: m.unit.clone(),
@@ -393,7 +374,7 @@ mod tests {
             ("[a-z_]{1,8}", 0usize..8, "\\PC{0,10}", "[a-z]{0,5}").prop_map(|(n, t, h, u)| {
                 MetricMetadata {
                     metric_family_name: n,
-                    metric_type: TYPES[t],
+                    metric_type: MetricType::ALL[t],
                     help: h,
                     unit: u,
                 }

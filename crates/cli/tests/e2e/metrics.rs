@@ -41,7 +41,12 @@ fn vector(s: &Server, q: &str, time: Option<&str>) -> Vec<(Value, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["metric"].clone(), e["value"][1].as_str().unwrap().to_string()))
+        .map(|e| {
+            (
+                e["metric"].clone(),
+                e["value"][1].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -75,7 +80,14 @@ fn imported_samples_answer_through_the_prometheus_api_and_cli() {
     let file = dir.path().join("data.prom");
     std::fs::write(&file, PROM_TEXT).unwrap();
     let (ok, out, err) = cli(
-        &["import", "--server", &s.main, "--format", "prometheus", file.to_str().unwrap()],
+        &[
+            "import",
+            "--server",
+            &s.main,
+            "--format",
+            "prometheus",
+            file.to_str().unwrap(),
+        ],
         None,
     );
     assert!(ok, "{out}{err}");
@@ -85,13 +97,38 @@ fn imported_samples_answer_through_the_prometheus_api_and_cli() {
     let mut v = vector(&s, "http_requests_total", Some("1700000050"));
     v.sort_by(|a, b| a.0["code"].as_str().cmp(&b.0["code"].as_str()));
     assert_eq!(v.len(), 2);
-    assert_eq!(v[0].0, serde_json::json!({"__name__": "http_requests_total", "code": "200", "job": "api"}));
+    assert_eq!(
+        v[0].0,
+        serde_json::json!({"__name__": "http_requests_total", "code": "200", "job": "api"})
+    );
     assert_eq!(v[0].1, "45");
     assert_eq!(v[1].1, "1");
-    assert_eq!(vector(&s, "sum by (job) (http_requests_total)", Some("1700000060"))[0].1, "62");
-    assert_eq!(vector(&s, "max_over_time(http_requests_total{code=\"200\"}[1m])", Some("1700000060"))[0].1, "60");
-    assert_eq!(vector(&s, "http_requests_total{code=\"200\"} offset 30s", Some("1700000060"))[0].1, "30");
-    assert_eq!(vector(&s, "count(http_requests_total > 10)", Some("1700000060"))[0].1, "1");
+    assert_eq!(
+        vector(&s, "sum by (job) (http_requests_total)", Some("1700000060"))[0].1,
+        "62"
+    );
+    assert_eq!(
+        vector(
+            &s,
+            "max_over_time(http_requests_total{code=\"200\"}[1m])",
+            Some("1700000060")
+        )[0]
+        .1,
+        "60"
+    );
+    assert_eq!(
+        vector(
+            &s,
+            "http_requests_total{code=\"200\"} offset 30s",
+            Some("1700000060")
+        )[0]
+        .1,
+        "30"
+    );
+    assert_eq!(
+        vector(&s, "count(http_requests_total > 10)", Some("1700000060"))[0].1,
+        "1"
+    );
     // Before the first sample and after the lookback: nothing.
     assert!(vector(&s, "http_requests_total", Some("1699999999")).is_empty());
     assert!(vector(&s, "http_requests_total", Some("1700000400")).is_empty());
@@ -112,38 +149,103 @@ fn imported_samples_answer_through_the_prometheus_api_and_cli() {
     assert_eq!(r["data"]["resultType"], "matrix", "{r}");
     assert_eq!(
         r["data"]["result"][0]["values"],
-        serde_json::json!([[1700000000, "0"], [1700000015, "15"], [1700000030, "30"], [1700000045, "45"], [1700000060, "60"]])
+        serde_json::json!([
+            [1700000000, "0"],
+            [1700000015, "15"],
+            [1700000030, "30"],
+            [1700000045, "45"],
+            [1700000060, "60"]
+        ])
     );
 
     // Metadata endpoints, GET and form POST.
     let series: Value = client()
         .post(s.url("/api/v1/series"))
-        .form(&[("match[]", "http_requests_total{code=\"500\"}"), ("start", "1699999000"), ("end", "1700001000")])
+        .form(&[
+            ("match[]", "http_requests_total{code=\"500\"}"),
+            ("start", "1699999000"),
+            ("end", "1700001000"),
+        ])
         .send()
         .unwrap()
         .json()
         .unwrap();
-    assert_eq!(series["data"], serde_json::json!([{"__name__": "http_requests_total", "code": "500", "job": "api"}]));
-    let labels: Value = client().get(s.url("/api/v1/labels")).send().unwrap().json().unwrap();
-    assert_eq!(labels["data"], serde_json::json!(["__name__", "code", "job"]));
-    let values: Value = client().get(s.url("/api/v1/label/code/values")).send().unwrap().json().unwrap();
+    assert_eq!(
+        series["data"],
+        serde_json::json!([{"__name__": "http_requests_total", "code": "500", "job": "api"}])
+    );
+    let labels: Value = client()
+        .get(s.url("/api/v1/labels"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        labels["data"],
+        serde_json::json!(["__name__", "code", "job"])
+    );
+    let values: Value = client()
+        .get(s.url("/api/v1/label/code/values"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(values["data"], serde_json::json!(["200", "500"]));
-    let md: Value = client().get(s.url("/api/v1/metadata")).send().unwrap().json().unwrap();
-    assert_eq!(md["data"]["http_requests_total"][0]["type"], "counter", "{md}");
-    assert_eq!(md["data"]["http_requests_total"][0]["help"], "Requests served.");
-    let bi: Value = client().get(s.url("/api/v1/status/buildinfo")).send().unwrap().json().unwrap();
+    let md: Value = client()
+        .get(s.url("/api/v1/metadata"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        md["data"]["http_requests_total"][0]["type"], "counter",
+        "{md}"
+    );
+    assert_eq!(
+        md["data"]["http_requests_total"][0]["help"],
+        "Requests served."
+    );
+    let bi: Value = client()
+        .get(s.url("/api/v1/status/buildinfo"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(bi["status"], "success");
 
     // OpenMetrics: seconds and `# EOF`.
     let om = dir.path().join("data.om");
     std::fs::write(&om, "# TYPE temp gauge\ntemp{room=\"a\"} 21.5 1700000000.5\ntemp{room=\"a\"} 22 1700000010\n# EOF\n").unwrap();
-    let (ok, out, err) = cli(&["import", "--server", &s.main, "--format", "openmetrics", om.to_str().unwrap()], None);
+    let (ok, out, err) = cli(
+        &[
+            "import",
+            "--server",
+            &s.main,
+            "--format",
+            "openmetrics",
+            om.to_str().unwrap(),
+        ],
+        None,
+    );
     assert!(ok, "{out}{err}");
     assert_eq!(vector(&s, "temp", Some("1700000005"))[0].1, "21.5");
-    assert_eq!(vector(&s, "timestamp(temp)", Some("1700000005"))[0].1, "1700000000.5");
+    assert_eq!(
+        vector(&s, "timestamp(temp)", Some("1700000005"))[0].1,
+        "1700000000.5"
+    );
 
     // The CLI's query command.
-    let (ok, out, err) = cli(&["query", "--server", &s.main, "--time", "1700000060", "sum(http_requests_total)"], None);
+    let (ok, out, err) = cli(
+        &[
+            "query",
+            "--server",
+            &s.main,
+            "--time",
+            "1700000060",
+            "sum(http_requests_total)",
+        ],
+        None,
+    );
     assert!(ok, "{err}");
     assert_eq!(out, "{} 62\n");
 
@@ -156,33 +258,56 @@ fn imported_samples_answer_through_the_prometheus_api_and_cli() {
     assert_eq!(r.status(), 400);
     let e = r.text().unwrap();
     assert!(e.contains("line 2"), "{e}");
-    assert!(vector(&s, "ok_metric", None).is_empty(), "a rejected batch must leave nothing");
+    assert!(
+        vector(&s, "ok_metric", None).is_empty(),
+        "a rejected batch must leave nothing"
+    );
     let r = client()
         .post(s.url("/api/v1/import/openmetrics"))
         .body("a 1\n")
         .send()
         .unwrap();
     assert_eq!(r.status(), 400, "missing # EOF");
-    let r = client().get(s.url("/api/v1/query")).query(&[("query", "sum(")]).send().unwrap();
-    assert_eq!(r.status(), 400);
-    let v: Value = r.json().unwrap();
-    assert_eq!((v["status"].as_str(), v["errorType"].as_str()), (Some("error"), Some("bad_data")), "{v}");
     let r = client()
-        .get(s.url("/api/v1/query_range"))
-        .query(&[("query", "up"), ("start", "10"), ("end", "20"), ("step", "0")])
+        .get(s.url("/api/v1/query"))
+        .query(&[("query", "sum(")])
         .send()
         .unwrap();
     assert_eq!(r.status(), 400);
-    assert!(r.text().unwrap().contains("zero or negative query resolution step widths"));
+    let v: Value = r.json().unwrap();
+    assert_eq!(
+        (v["status"].as_str(), v["errorType"].as_str()),
+        (Some("error"), Some("bad_data")),
+        "{v}"
+    );
+    let r = client()
+        .get(s.url("/api/v1/query_range"))
+        .query(&[
+            ("query", "up"),
+            ("start", "10"),
+            ("end", "20"),
+            ("step", "0"),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r
+        .text()
+        .unwrap()
+        .contains("zero or negative query resolution step widths"));
 }
 
 #[test]
 fn host_metrics_are_collected_with_node_exporter_names() {
     let s = Server::start_with(&[], &[("SIGHTLINE_METRICS_HOST_INTERVAL", "1s")]);
-    let mem = poll("node_memory_MemTotal_bytes", Duration::from_secs(20), || {
-        let v = vector(&s, "node_memory_MemTotal_bytes", None);
-        (!v.is_empty()).then_some(v)
-    });
+    let mem = poll(
+        "node_memory_MemTotal_bytes",
+        Duration::from_secs(20),
+        || {
+            let v = vector(&s, "node_memory_MemTotal_bytes", None);
+            (!v.is_empty()).then_some(v)
+        },
+    );
     assert_eq!(mem[0].0["job"], "node");
     assert!(mem[0].1.parse::<f64>().unwrap() > 1e8);
     let cpus = std::thread::available_parallelism().unwrap().get();
@@ -190,7 +315,13 @@ fn host_metrics_are_collected_with_node_exporter_names() {
     assert_eq!(idle[0].1, cpus.to_string());
     let rss = vector(&s, "process_resident_memory_bytes{job=\"sightline\"}", None);
     assert!(rss[0].1.parse::<f64>().unwrap() > 1e6, "{rss:?}");
-    for m in ["node_load1", "node_filesystem_avail_bytes", "node_network_receive_bytes_total", "process_open_fds", "process_threads"] {
+    for m in [
+        "node_load1",
+        "node_filesystem_avail_bytes",
+        "node_network_receive_bytes_total",
+        "process_open_fds",
+        "process_threads",
+    ] {
         assert!(!vector(&s, m, None).is_empty(), "{m} missing");
     }
 }
@@ -206,7 +337,9 @@ fn scrapes_a_prometheus_client_app_and_marks_it_stale_when_gone() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(app.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(app.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     assert_eq!(line.trim(), "ready");
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("prometheus.yml");
@@ -215,7 +348,16 @@ fn scrapes_a_prometheus_client_app_and_marks_it_stale_when_gone() {
         format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n        labels:\n          env: test\n"),
     )
     .unwrap();
-    let s = Server::start_with(&[], &[NO_HOST, ("SIGHTLINE_METRICS_SCRAPE_CONFIG_FILE", cfg.to_str().unwrap())]);
+    let s = Server::start_with(
+        &[],
+        &[
+            NO_HOST,
+            (
+                "SIGHTLINE_METRICS_SCRAPE_CONFIG_FILE",
+                cfg.to_str().unwrap(),
+            ),
+        ],
+    );
     let v = poll("app_requests_total", Duration::from_secs(20), || {
         let v = vector(&s, "app_requests_total", None);
         (!v.is_empty()).then_some(v)
@@ -227,11 +369,26 @@ fn scrapes_a_prometheus_client_app_and_marks_it_stale_when_gone() {
     );
     assert_eq!(v[0].1, "42");
     assert_eq!(vector(&s, "app_temperature", None)[0].1, "3.5");
-    assert_eq!(vector(&s, "app_latency_seconds_bucket{le=\"0.5\"}", None)[0].1, "2");
+    assert_eq!(
+        vector(&s, "app_latency_seconds_bucket{le=\"0.5\"}", None)[0].1,
+        "2"
+    );
     assert_eq!(vector(&s, "app_latency_seconds_count", None)[0].1, "3");
     assert_eq!(vector(&s, "up{job=\"app\"}", None)[0].1, "1");
-    assert!(vector(&s, "scrape_samples_scraped{job=\"app\"}", None)[0].1.parse::<f64>().unwrap() > 5.0);
-    let md: Value = client().get(s.url("/api/v1/metadata")).query(&[("metric", "app_temperature")]).send().unwrap().json().unwrap();
+    assert!(
+        vector(&s, "scrape_samples_scraped{job=\"app\"}", None)[0]
+            .1
+            .parse::<f64>()
+            .unwrap()
+            > 5.0
+    );
+    let md: Value = client()
+        .get(s.url("/api/v1/metadata"))
+        .query(&[("metric", "app_temperature")])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(md["data"]["app_temperature"][0]["type"], "gauge", "{md}");
 
     // The target goes away: the next scrapes fail, `up` turns 0 and the series are marked
@@ -239,9 +396,16 @@ fn scrapes_a_prometheus_client_app_and_marks_it_stale_when_gone() {
     app.kill().unwrap();
     app.wait().unwrap();
     poll("up == 0", Duration::from_secs(20), || {
-        (vector(&s, "up{job=\"app\"}", None).first().map(|e| e.1.clone()) == Some("0".into())).then_some(())
+        (vector(&s, "up{job=\"app\"}", None)
+            .first()
+            .map(|e| e.1.clone())
+            == Some("0".into()))
+        .then_some(())
     });
-    assert!(vector(&s, "app_requests_total", None).is_empty(), "a stale series must not be returned");
+    assert!(
+        vector(&s, "app_requests_total", None).is_empty(),
+        "a stale series must not be returned"
+    );
 }
 
 #[test]
@@ -253,10 +417,14 @@ fn prometheus_remote_writes_what_it_scrapes_from_node_exporter() {
     let ne_port = free_port();
     let mut ne = Peer::spawn(
         "node-exporter",
-        Command::new("prometheus-node-exporter").arg(format!("--web.listen-address=127.0.0.1:{ne_port}")),
+        Command::new("prometheus-node-exporter")
+            .arg(format!("--web.listen-address=127.0.0.1:{ne_port}")),
         dir.path().join("ne.log"),
     );
-    ne.wait_http_ok(&format!("http://127.0.0.1:{ne_port}/metrics"), Duration::from_secs(30));
+    ne.wait_http_ok(
+        &format!("http://127.0.0.1:{ne_port}/metrics"),
+        Duration::from_secs(30),
+    );
     let prom_port = free_port();
     let cfg = dir.path().join("prom.yml");
     std::fs::write(
@@ -271,19 +439,39 @@ fn prometheus_remote_writes_what_it_scrapes_from_node_exporter() {
         "prometheus",
         Command::new("prometheus")
             .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("prom-data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("prom-data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{prom_port}")),
         dir.path().join("prom.log"),
     );
     let prom_url = format!("http://127.0.0.1:{prom_port}");
     prom.wait_http_ok(&format!("{prom_url}/-/ready"), Duration::from_secs(60));
     // Wait until a few scrapes have reached Sightline.
-    poll("node_cpu_seconds_total via remote write", Duration::from_secs(60), || {
-        let v = vector(&s, "count_over_time(node_cpu_seconds_total{mode=\"idle\",cpu=\"0\"}[1m])", None);
-        (v.first().is_some_and(|e| e.1.parse::<f64>().unwrap() >= 4.0)).then_some(())
-    });
+    poll(
+        "node_cpu_seconds_total via remote write",
+        Duration::from_secs(60),
+        || {
+            let v = vector(
+                &s,
+                "count_over_time(node_cpu_seconds_total{mode=\"idle\",cpu=\"0\"}[1m])",
+                None,
+            );
+            (v.first()
+                .is_some_and(|e| e.1.parse::<f64>().unwrap() >= 4.0))
+            .then_some(())
+        },
+    );
     // Compare a few seconds back (both have that data) at one evaluation time.
-    let t = format!("{:.3}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() - 3.0);
+    let t = format!(
+        "{:.3}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+            - 3.0
+    );
     for q in [
         "node_cpu_seconds_total",
         "node_memory_MemTotal_bytes",
@@ -302,7 +490,12 @@ fn prometheus_remote_writes_what_it_scrapes_from_node_exporter() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|e| (e["metric"].clone(), e["value"][1].as_str().unwrap().to_string()))
+            .map(|e| {
+                (
+                    e["metric"].clone(),
+                    e["value"][1].as_str().unwrap().to_string(),
+                )
+            })
             .collect();
         let mut ours = vector(&s, q, Some(&t));
         theirs.sort_by_key(|e| e.0.to_string());
@@ -338,9 +531,15 @@ fn acknowledged_samples_survive_sigkill() {
     let mut s = Server::start_with(&[], &[NO_HOST]);
     let mut acked: Vec<usize> = Vec::new();
     let mut batch = 0usize;
-    let seed = std::env::var("CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-    });
+    let seed = std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
     eprintln!("CRASH_SEED={seed}");
     let mut rng = seed;
     for _round in 0..4 {
@@ -378,34 +577,56 @@ fn acknowledged_samples_survive_sigkill() {
         s.wait_ready();
     }
     assert!(!acked.is_empty());
-    let v = vector(&s, "count by (batch) (count_over_time(crash_test[1d]))", Some("1700000010"));
+    let v = vector(
+        &s,
+        "count by (batch) (count_over_time(crash_test[1d]))",
+        Some("1700000010"),
+    );
     let found: std::collections::HashMap<String, String> = v
         .into_iter()
         .map(|(m, c)| (m["batch"].as_str().unwrap().to_string(), c))
         .collect();
     for b in &acked {
-        assert_eq!(found.get(&b.to_string()).map(String::as_str), Some("10"), "acked batch {b} lost or partial");
+        assert_eq!(
+            found.get(&b.to_string()).map(String::as_str),
+            Some("10"),
+            "acked batch {b} lost or partial"
+        );
     }
     // Unacknowledged batches are all or nothing too.
     for (b, c) in &found {
         assert_eq!(c, "10", "batch {b} partially present");
     }
-    let sum = vector(&s, "sum(count_over_time(crash_test[1d]))", Some("1700000010"));
+    let sum = vector(
+        &s,
+        "sum(count_over_time(crash_test[1d]))",
+        Some("1700000010"),
+    );
     assert_eq!(sum[0].1, (found.len() * 100).to_string());
 }
 
 fn run_otel_metrics(s: &Server, temporality: &str) {
     ensure_python_packages(
         "opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http",
-        &["opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"],
+        &[
+            "opentelemetry-sdk",
+            "opentelemetry-exporter-otlp-proto-http",
+        ],
     );
     let out = Command::new("python3")
         .arg(repo_root().join("testdata/interop/otel_metrics.py"))
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &s.otlp)
-        .env("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", temporality)
+        .env(
+            "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+            temporality,
+        )
         .output()
         .unwrap();
-    assert!(out.status.success(), "python SDK script failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "python SDK script failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -421,13 +642,37 @@ fn opentelemetry_python_sdk_metrics_arrive_as_prometheus_series() {
         // Two exports: 5, then 7 in total (deltas 5 and 2 accumulated).
         assert_eq!(orders[0].1, "7", "{temporality}");
         assert_eq!(
-            vector(&s, "http_server_duration_milliseconds_count{route=\"/pay\"}", None)[0].1,
+            vector(
+                &s,
+                "http_server_duration_milliseconds_count{route=\"/pay\"}",
+                None
+            )[0]
+            .1,
             "3",
             "{temporality}"
         );
-        assert_eq!(vector(&s, "http_server_duration_milliseconds_sum", None)[0].1, "330");
-        assert_eq!(vector(&s, "http_server_duration_milliseconds_bucket{le=\"25\"}", None)[0].1, "2");
-        assert_eq!(vector(&s, "http_server_duration_milliseconds_bucket{le=\"+Inf\"}", None)[0].1, "3");
+        assert_eq!(
+            vector(&s, "http_server_duration_milliseconds_sum", None)[0].1,
+            "330"
+        );
+        assert_eq!(
+            vector(
+                &s,
+                "http_server_duration_milliseconds_bucket{le=\"25\"}",
+                None
+            )[0]
+            .1,
+            "2"
+        );
+        assert_eq!(
+            vector(
+                &s,
+                "http_server_duration_milliseconds_bucket{le=\"+Inf\"}",
+                None
+            )[0]
+            .1,
+            "3"
+        );
         assert_eq!(vector(&s, "app_queue_depth", None)[0].1, "4");
         let info = vector(&s, "target_info", None);
         assert_eq!(info[0].0["deployment_environment"], "test", "{info:?}");
@@ -482,10 +727,17 @@ fn a_damaged_metric_block_is_a_clear_error_naming_file_and_offset() {
                 break;
             }
         }
-        assert!(Instant::now() < deadline, "neither failed nor ready; log:\n{}", s.log());
+        assert!(
+            Instant::now() < deadline,
+            "neither failed nor ready; log:\n{}",
+            s.log()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let log = s.log();
-    assert!(log.contains(&name) && log.contains("offset"), "the error names file and offset: {log}");
+    assert!(
+        log.contains(&name) && log.contains("offset"),
+        "the error names file and offset: {log}"
+    );
     assert!(!log.contains("panicked"), "{log}");
 }

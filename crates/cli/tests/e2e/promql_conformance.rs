@@ -636,36 +636,9 @@ fn parse_duration_ms(s: &str) -> Result<i64, String> {
         Some(rest) => (true, rest),
         None => (false, s),
     };
-    if body == "0" {
-        return Ok(0);
-    }
-    let mut total = 0i64;
-    let mut rest = body;
-    if rest.is_empty() {
-        return Err(format!("empty duration {s:?}"));
-    }
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(format!("duration {s:?}: expected a number at {rest:?}"));
-        }
-        let n: i64 = rest[..digits].parse().map_err(|e| format!("{s:?}: {e}"))?;
-        rest = &rest[digits..];
-        let (unit_ms, len) = if rest.starts_with("ms") {
-            (1, 2)
-        } else {
-            match rest.as_bytes().first() {
-                Some(b's') => (1000, 1),
-                Some(b'm') => (60_000, 1),
-                Some(b'h') => (3_600_000, 1),
-                Some(b'd') => (86_400_000, 1),
-                _ => return Err(format!("duration {s:?}: unknown unit at {rest:?}")),
-            }
-        };
-        total += n * unit_ms;
-        rest = &rest[len..];
-    }
-    Ok(if neg { -total } else { total })
+    let ms = sightline_model::time::parse_prometheus_duration_ms(body)
+        .ok_or_else(|| format!("invalid duration {s:?}"))?;
+    Ok(if neg { -ms } else { ms })
 }
 
 fn parse_eval(spec: &str, flags: &mut Vec<String>) -> Result<Eval, String> {
@@ -1595,7 +1568,7 @@ mod tests {
         for (text, want) in [
             ("instant 1h up", "line 1: missing `|`"),
             ("\ninstant | up", "line 2: expected `instant"),
-            ("instant 1x | up", "unknown unit"),
+            ("instant 1x | up", "invalid duration \"1x\""),
             ("range 0 1h | up", "expected `instant"),
             ("instant 1h sorted | up", "unknown flag"),
             ("instant 1h |  ", "empty query"),

@@ -17,16 +17,16 @@ use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
-use promql_parser::label::MatchOp as ParserMatchOp;
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{
     AtModifier, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector,
 };
 use sightline_model::sample::is_stale_nan;
 use sightline_model::{Labels, Sample, TimeSeries, METRIC_NAME};
-use sightline_storage::{LabelMatcher, MatchOp, SeriesQuerier};
+use sightline_storage::SeriesQuerier;
 
 use super::error::PromqlError;
+use super::selector::vector_selector_matchers;
 use super::value::{InstantSample, Value};
 use super::{aggregate, binary, functions};
 
@@ -582,38 +582,16 @@ impl<'a> Evaluator<'a> {
 
     /// The series matching `vs` with samples in `[mint, maxt]`.
     fn select(&self, vs: &VectorSelector, mint: i64, maxt: i64) -> Result<Vec<TimeSeries>> {
-        let mut base = Vec::new();
-        if let Some(name) = &vs.name {
-            base.push(LabelMatcher {
-                name: METRIC_NAME.to_string(),
-                value: name.clone(),
-                op: MatchOp::Equal,
-            });
-        }
-        let convert = |ms: &[promql_parser::label::Matcher]| -> Vec<LabelMatcher> {
-            let mut out = base.clone();
-            out.extend(ms.iter().map(|m| LabelMatcher {
-                name: m.name.clone(),
-                value: m.value.clone(),
-                op: match &m.op {
-                    ParserMatchOp::Equal => MatchOp::Equal,
-                    ParserMatchOp::NotEqual => MatchOp::NotEqual,
-                    ParserMatchOp::Re(re) => MatchOp::Regex(re.clone()),
-                    ParserMatchOp::NotRe(re) => MatchOp::NotRegex(re.clone()),
-                },
-            }));
-            out
-        };
-        if vs.matchers.or_matchers.is_empty() {
-            return Ok(self
-                .querier
-                .select(&convert(&vs.matchers.matchers), mint, maxt)?);
+        let mut sets = vector_selector_matchers(vs);
+        if sets.len() == 1 {
+            let only = sets.pop().unwrap_or_else(|| panic!("BUG: one matcher set"));
+            return Ok(self.querier.select(&only, mint, maxt)?);
         }
         // `{a="1" or b="2"}`: the union of the alternatives.
         let mut all: Vec<TimeSeries> = Vec::new();
         let mut seen = HashSet::new();
-        for group in &vs.matchers.or_matchers {
-            for s in self.querier.select(&convert(group), mint, maxt)? {
+        for group in &sets {
+            for s in self.querier.select(group, mint, maxt)? {
                 if seen.insert(s.labels.clone()) {
                     all.push(s);
                 }

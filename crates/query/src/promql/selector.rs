@@ -67,7 +67,10 @@ mod tests {
         let l = Labels::from_pairs([("__name__", "up"), ("job", "a"), ("env", "prod")]).unwrap();
         assert!(sets[0].iter().all(|m| m.matches_labels(&l)));
         let l2 = l.clone().with("job", "ab");
-        assert!(!sets[0].iter().all(|m| m.matches_labels(&l2)), "regex must be anchored");
+        assert!(
+            !sets[0].iter().all(|m| m.matches_labels(&l2)),
+            "regex must be anchored"
+        );
         assert!(selector_matchers("sum(up)").is_err());
         assert!(selector_matchers("up{").is_err());
     }

@@ -955,3 +955,39 @@ fn out_of_range_duration_numbers_are_parse_errors() {
         .instant_query(&q, "a:b:c[5m:30]", 0)
         .is_ok());
 }
+
+/// A range query at full resolution over many series stays interactive (run with
+/// `--release --ignored`).
+#[test]
+#[ignore = "timing test; run in release mode"]
+fn large_range_query_is_fast() {
+    let data: Vec<TimeSeries> = (0..500)
+        .map(|i| {
+            ramp(
+                &format!(r#"m{{job="j{}",i="{i}"}}"#, i % 10),
+                15,
+                0.0,
+                1.0 + i as f64,
+                4 * 60 * 24,
+            )
+        })
+        .collect();
+    let q = MemQuerier::new(data);
+    let started = std::time::Instant::now();
+    let Value::Matrix(m) = Engine::default()
+        .range_query(
+            &q,
+            "sum by (job) (rate(m[5m])) / on(job) group_left count by (job) (m)",
+            0,
+            86_400_000,
+            8_000,
+        )
+        .unwrap()
+    else {
+        panic!()
+    };
+    let took = started.elapsed();
+    assert_eq!(m.len(), 10);
+    assert!(took.as_secs() < 60, "took {took:?}");
+    eprintln!("took {took:?}");
+}

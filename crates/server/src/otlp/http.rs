@@ -6,10 +6,10 @@
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use futures::future::BoxFuture;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures::future::BoxFuture;
 use prost::Message;
 use sightline_model::time::now_ns;
 use sightline_model::Tenant;
@@ -17,8 +17,7 @@ use sightline_wire::exposition::MetricBatch;
 
 use crate::body::{content_type, read_body, tenant};
 use crate::error::ApiError;
-use crate::pipeline::{ingest_logs, rejected};
-use crate::prom::write::{ingest_samples, rejected_metrics};
+use crate::pipeline::{ingest_logs, ingest_samples, rejected, rejected_metrics};
 use crate::state::AppState;
 
 /// `google.rpc.Status`, the OTLP error body. Declared here because opentelemetry-proto does
@@ -73,45 +72,73 @@ fn error_response(enc: Encoding, e: &ApiError) -> Response {
 /// `POST /v1/logs`.
 pub async fn logs(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     let st = state.clone();
-    export(&state, headers, body, "/v1/logs", rejected, move |tenant, body, enc, protocol| Box::pin(async move {
-        let now = now_ns();
-        let records = match enc {
-            Encoding::Protobuf => sightline_wire::otlp_logs::decode_otlp_logs_protobuf(&body, now),
-            Encoding::Json => sightline_wire::otlp_logs::decode_otlp_logs_json(&body, now),
-        }
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        if records.is_empty() {
-            return Ok(0);
-        }
-        ingest_logs(&st, tenant, records, protocol, body.len()).await
-    }))
+    export(
+        &state,
+        headers,
+        body,
+        "/v1/logs",
+        rejected,
+        move |tenant, body, enc, protocol| {
+            Box::pin(async move {
+                let now = now_ns();
+                let records = match enc {
+                    Encoding::Protobuf => {
+                        sightline_wire::otlp_logs::decode_otlp_logs_protobuf(&body, now)
+                    }
+                    Encoding::Json => sightline_wire::otlp_logs::decode_otlp_logs_json(&body, now),
+                }
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                if records.is_empty() {
+                    return Ok(0);
+                }
+                ingest_logs(&st, tenant, records, protocol, body.len()).await
+            })
+        },
+    )
     .await
 }
 
 /// `POST /v1/metrics`: points mapped to Prometheus series (see `sightline_wire::otlp_metrics`);
 /// delta sums and histograms are accumulated per tenant and series into cumulative values.
-pub async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+pub async fn metrics(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let st = state.clone();
-    export(&state, headers, body, "/v1/metrics", rejected_metrics, move |tenant, body, enc, protocol| Box::pin(async move {
-        let now = now_ns();
-        let m = match enc {
-            Encoding::Protobuf => sightline_wire::otlp_metrics::decode_otlp_metrics_protobuf(&body, now),
-            Encoding::Json => sightline_wire::otlp_metrics::decode_otlp_metrics_json(&body, now),
-        }
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        let mut series = m.series;
-        if !m.deltas.is_empty() {
-            series.extend(st.accumulate_deltas(&tenant, m.deltas));
-        }
-        let batch = MetricBatch {
-            series,
-            metadata: m.metadata,
-        };
-        if batch.series.is_empty() {
-            return Ok(0);
-        }
-        ingest_samples(&st, tenant, batch, protocol, body.len()).await
-    }))
+    export(
+        &state,
+        headers,
+        body,
+        "/v1/metrics",
+        rejected_metrics,
+        move |tenant, body, enc, protocol| {
+            Box::pin(async move {
+                let now = now_ns();
+                let m = match enc {
+                    Encoding::Protobuf => {
+                        sightline_wire::otlp_metrics::decode_otlp_metrics_protobuf(&body, now)
+                    }
+                    Encoding::Json => {
+                        sightline_wire::otlp_metrics::decode_otlp_metrics_json(&body, now)
+                    }
+                }
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                let mut series = m.series;
+                if !m.deltas.is_empty() {
+                    series.extend(st.accumulate_deltas(&tenant, m.deltas));
+                }
+                let batch = MetricBatch {
+                    series,
+                    metadata: m.metadata,
+                };
+                if batch.series.is_empty() {
+                    return Ok(0);
+                }
+                ingest_samples(&st, tenant, batch, protocol, body.len()).await
+            })
+        },
+    )
     .await
 }
 
@@ -123,7 +150,12 @@ async fn export(
     body: Body,
     path: &str,
     reject: fn(&AppState, &'static str, ApiError) -> ApiError,
-    ingest: impl FnOnce(Tenant, Bytes, Encoding, &'static str) -> BoxFuture<'static, Result<usize, ApiError>>,
+    ingest: impl FnOnce(
+        Tenant,
+        Bytes,
+        Encoding,
+        &'static str,
+    ) -> BoxFuture<'static, Result<usize, ApiError>>,
 ) -> Response {
     let ct = content_type(&headers);
     let enc = match ct.as_str() {

@@ -128,10 +128,12 @@ fn prepare(
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, PromError> + Send + 'static,
 ) -> Result<T, PromError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| PromError {
-        error_type: "internal",
-        message: format!("query task failed: {e}"),
-    })?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| PromError {
+            error_type: "internal",
+            message: format!("query task failed: {e}"),
+        })?
 }
 
 fn storage_error(e: sightline_storage::Error) -> PromError {
@@ -151,7 +153,12 @@ pub async fn query(
     r
 }
 
-async fn run_query(state: &AppState, raw: Option<String>, headers: &HeaderMap, body: &Bytes) -> Reply {
+async fn run_query(
+    state: &AppState,
+    raw: Option<String>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Reply {
     let (store, tenant, p) = prepare(state, headers, raw.as_deref(), body)?;
     let q = p
         .get("query")
@@ -189,15 +196,20 @@ async fn run_query_range(
 ) -> Reply {
     let (store, tenant, p) = prepare(state, headers, raw.as_deref(), body)?;
     let required = |name: &str| {
-        p.get(name)
-            .ok_or_else(|| PromError::bad_data(format!("invalid parameter {name:?}: cannot parse \"\" to a valid timestamp")))
+        p.get(name).ok_or_else(|| {
+            PromError::bad_data(format!(
+                "invalid parameter {name:?}: cannot parse \"\" to a valid timestamp"
+            ))
+        })
     };
     let start = super::params::parse_time_ms(required("start")?)
         .map_err(|e| PromError::bad_data(format!("invalid parameter \"start\": {e}")))?;
     let end = super::params::parse_time_ms(required("end")?)
         .map_err(|e| PromError::bad_data(format!("invalid parameter \"end\": {e}")))?;
     if end < start {
-        return Err(PromError::bad_data("end timestamp must not be before start time"));
+        return Err(PromError::bad_data(
+            "end timestamp must not be before start time",
+        ));
     }
     let step = parse_duration_ms(p.get("step").unwrap_or(""))
         .map_err(|e| PromError::bad_data(format!("invalid parameter \"step\": {e}")))?;
@@ -237,17 +249,16 @@ pub async fn series(
         return Err(PromError::bad_data("no match[] parameter provided"));
     }
     let sets = parse_selectors(&selectors)?;
-    let (start, end) = (p.time_ms("start", MIN_TIME_MS)?, p.time_ms("end", MAX_TIME_MS)?);
+    let (start, end) = (
+        p.time_ms("start", MIN_TIME_MS)?,
+        p.time_ms("end", MAX_TIME_MS)?,
+    );
     let found = blocking(move || {
         let querier = store.querier(&tenant);
-        let mut all: Vec<Labels> = Vec::new();
-        for m in &sets {
-            let s = querier.select(m, start, end).map_err(storage_error)?;
-            all.extend(s.into_iter().map(|s| s.labels));
-        }
-        all.sort();
-        all.dedup();
-        Ok(all)
+        union(&sets, |m| {
+            let series = querier.select(m, start, end).map_err(storage_error)?;
+            Ok(series.into_iter().map(|s| s.labels).collect())
+        })
     })
     .await?;
     let mut out = String::from("[");
@@ -270,19 +281,15 @@ pub async fn labels(
 ) -> Reply {
     let (store, tenant, p) = prepare(&state, &headers, raw.as_deref(), &body)?;
     let sets = parse_selectors(&p.all("match[]"))?;
-    let (start, end) = (p.time_ms("start", MIN_TIME_MS)?, p.time_ms("end", MAX_TIME_MS)?);
+    let (start, end) = (
+        p.time_ms("start", MIN_TIME_MS)?,
+        p.time_ms("end", MAX_TIME_MS)?,
+    );
     let names = blocking(move || {
         let querier = store.querier(&tenant);
-        let mut names = Vec::new();
-        if sets.is_empty() {
-            names = querier.label_names(&[], start, end).map_err(storage_error)?;
-        }
-        for m in &sets {
-            names.extend(querier.label_names(m, start, end).map_err(storage_error)?);
-        }
-        names.sort();
-        names.dedup();
-        Ok(names)
+        union(&sets, |m| {
+            querier.label_names(m, start, end).map_err(storage_error)
+        })
     })
     .await?;
     Ok(success(&json_str_list(&names)))
@@ -300,19 +307,17 @@ pub async fn label_values(
     }
     let (store, tenant, p) = prepare(&state, &headers, raw.as_deref(), &Bytes::new())?;
     let sets = parse_selectors(&p.all("match[]"))?;
-    let (start, end) = (p.time_ms("start", MIN_TIME_MS)?, p.time_ms("end", MAX_TIME_MS)?);
+    let (start, end) = (
+        p.time_ms("start", MIN_TIME_MS)?,
+        p.time_ms("end", MAX_TIME_MS)?,
+    );
     let values = blocking(move || {
         let querier = store.querier(&tenant);
-        let mut values = Vec::new();
-        if sets.is_empty() {
-            values = querier.label_values(&name, &[], start, end).map_err(storage_error)?;
-        }
-        for m in &sets {
-            values.extend(querier.label_values(&name, m, start, end).map_err(storage_error)?);
-        }
-        values.sort();
-        values.dedup();
-        Ok(values)
+        union(&sets, |m| {
+            querier
+                .label_values(&name, m, start, end)
+                .map_err(storage_error)
+        })
     })
     .await?;
     Ok(success(&json_str_list(&values)))
@@ -384,6 +389,21 @@ pub async fn buildinfo() -> Response {
     ))
 }
 
+/// `f` over each matcher set (once without matchers when there are none), merged, sorted
+/// and deduplicated: `match[]` selectors are alternatives.
+fn union<T: Ord>(
+    sets: &[Vec<LabelMatcher>],
+    mut f: impl FnMut(&[LabelMatcher]) -> Result<Vec<T>, PromError>,
+) -> Result<Vec<T>, PromError> {
+    let mut all = if sets.is_empty() { f(&[])? } else { Vec::new() };
+    for m in sets {
+        all.extend(f(m)?);
+    }
+    all.sort();
+    all.dedup();
+    Ok(all)
+}
+
 fn engine(state: &AppState) -> Engine {
     Engine {
         lookback_delta_ms: state.config.promql_lookback_delta_ms,
@@ -393,9 +413,11 @@ fn engine(state: &AppState) -> Engine {
 
 fn observe(state: &AppState, kind: &str, started: Instant, ok: bool) {
     let outcome = if ok { "ok" } else { "error" };
-    state
-        .metrics
-        .inc("sightline_queries_total", &[("kind", kind), ("outcome", outcome)], 1);
+    state.metrics.inc(
+        "sightline_queries_total",
+        &[("kind", kind), ("outcome", outcome)],
+        1,
+    );
     state
         .metrics
         .observe_query(kind, started.elapsed().as_secs_f64());
@@ -430,7 +452,11 @@ fn json_str_list(v: &[String]) -> String {
 /// Prometheus' `jsonutil.MarshalTimestamp`: whole seconds, then `.` and three digits when
 /// the millisecond part is not zero.
 pub fn format_timestamp(out: &mut String, t_ms: i64) {
-    let (sign, t) = if t_ms < 0 { ("-", t_ms.unsigned_abs()) } else { ("", t_ms as u64) };
+    let (sign, t) = if t_ms < 0 {
+        ("-", t_ms.unsigned_abs())
+    } else {
+        ("", t_ms as u64)
+    };
     let _ = write!(out, "{sign}{}", t / 1000);
     if t % 1000 != 0 {
         let _ = write!(out, ".{:03}", t % 1000);
@@ -574,8 +600,14 @@ mod tests {
         let m = Value::Matrix(vec![TimeSeries {
             labels: l,
             samples: vec![
-                Sample { timestamp_ms: 0, value: f64::INFINITY },
-                Sample { timestamp_ms: 15_000, value: 2.5 },
+                Sample {
+                    timestamp_ms: 0,
+                    value: f64::INFINITY,
+                },
+                Sample {
+                    timestamp_ms: 15_000,
+                    value: 2.5,
+                },
             ],
         }]);
         assert_eq!(

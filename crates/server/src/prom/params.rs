@@ -20,7 +20,11 @@ pub struct Params(Vec<(String, String)>);
 impl Params {
     /// Parses the raw URL query and, for `application/x-www-form-urlencoded` (or untyped)
     /// bodies, the form.
-    pub fn parse(raw_query: Option<&str>, headers: &HeaderMap, body: &Bytes) -> Result<Self, ParamError> {
+    pub fn parse(
+        raw_query: Option<&str>,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<Self, ParamError> {
         let mut v: Vec<(String, String)> = match raw_query {
             Some(q) => serde_urlencoded::from_str(q)
                 .map_err(|e| ParamError(format!("invalid query string: {e}")))?,
@@ -63,8 +67,9 @@ impl Params {
     pub fn time_ms(&self, name: &str, default: i64) -> Result<i64, ParamError> {
         match self.get(name) {
             None => Ok(default),
-            Some(s) => parse_time_ms(s)
-                .map_err(|e| ParamError(format!("invalid parameter {name:?}: {e}"))),
+            Some(s) => {
+                parse_time_ms(s).map_err(|e| ParamError(format!("invalid parameter {name:?}: {e}")))
+            }
         }
     }
 }
@@ -102,54 +107,14 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
     if let Ok(d) = s.parse::<f64>() {
         let ms = d * 1000.0;
         if !ms.is_finite() || ms.abs() > i64::MAX as f64 / 1e6 {
-            return Err(format!("cannot parse {s:?} to a valid duration. It overflows int64"));
+            return Err(format!(
+                "cannot parse {s:?} to a valid duration. It overflows int64"
+            ));
         }
         return Ok(ms.round() as i64);
     }
-    prom_duration_ms(s).ok_or_else(|| format!("cannot parse {s:?} to a valid duration"))
-}
-
-/// Prometheus' `model.ParseDuration`: units y w d h m s ms in that order, each at most once,
-/// integers only; `0` alone is allowed.
-fn prom_duration_ms(s: &str) -> Option<i64> {
-    if s == "0" {
-        return Some(0);
-    }
-    const UNITS: [(&str, i64); 7] = [
-        ("y", 365 * 86_400_000),
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-        ("ms", 1),
-    ];
-    let b = s.as_bytes();
-    let mut i = 0;
-    let mut next_unit = 0;
-    let mut total: i64 = 0;
-    if b.is_empty() {
-        return None;
-    }
-    while i < b.len() {
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == start {
-            return None;
-        }
-        let n: i64 = s[start..i].parse().ok()?;
-        let ustart = i;
-        while i < b.len() && b[i].is_ascii_alphabetic() {
-            i += 1;
-        }
-        let unit = &s[ustart..i];
-        let pos = UNITS[next_unit..].iter().position(|(u, _)| *u == unit)? + next_unit;
-        total = total.checked_add(n.checked_mul(UNITS[pos].1)?)?;
-        next_unit = pos + 1;
-    }
-    Some(total)
+    time::parse_prometheus_duration_ms(s)
+        .ok_or_else(|| format!("cannot parse {s:?} to a valid duration"))
 }
 
 #[cfg(test)]
@@ -161,7 +126,10 @@ mod tests {
         assert_eq!(parse_time_ms("1700000000").unwrap(), 1_700_000_000_000);
         assert_eq!(parse_time_ms("1700000000.1234").unwrap(), 1_700_000_000_123);
         assert_eq!(parse_time_ms("-1.5").unwrap(), -1500);
-        assert_eq!(parse_time_ms("2023-11-14T22:13:20.5Z").unwrap(), 1_700_000_000_500);
+        assert_eq!(
+            parse_time_ms("2023-11-14T22:13:20.5Z").unwrap(),
+            1_700_000_000_500
+        );
         let e = parse_time_ms("yesterday").unwrap_err();
         assert_eq!(e, "cannot parse \"yesterday\" to a valid timestamp");
     }
@@ -182,7 +150,10 @@ mod tests {
     #[test]
     fn repeated_and_form_params() {
         let mut h = HeaderMap::new();
-        h.insert("content-type", "application/x-www-form-urlencoded".parse().unwrap());
+        h.insert(
+            "content-type",
+            "application/x-www-form-urlencoded".parse().unwrap(),
+        );
         let p = Params::parse(
             Some("match[]=up&match[]=foo&time="),
             &h,

@@ -12,13 +12,13 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::Json;
 use serde_json::json;
-use sightline_storage::MetricStore;
 use sightline_wire::exposition::{parse_prometheus_text, MetricBatch};
 use sightline_wire::openmetrics::parse_openmetrics;
 use sightline_wire::remote_write::decode_write_request;
 
 use crate::body::{read_body, tenant};
 use crate::error::ApiError;
+use crate::pipeline::{ingest_samples, rejected_metrics};
 use crate::state::AppState;
 
 /// `POST /api/v1/write`: answers 204 like Prometheus' receiver; 400 for a body that does
@@ -41,7 +41,10 @@ pub async fn remote_write(
             .trim()
             .to_ascii_lowercase();
         if encoding == "snappy" {
-            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("identity"));
+            h.insert(
+                header::CONTENT_ENCODING,
+                HeaderValue::from_static("identity"),
+            );
         }
         let limit = state.config.max_body_size;
         let raw = read_body(&h, body, limit).await?;
@@ -100,53 +103,4 @@ async fn import(
     }
     .await;
     r.map_err(|e| rejected_metrics(&state, protocol, e))
-}
-
-/// Commits a decoded batch for `tenant`, all or nothing, and counts it.
-///
-/// # Errors
-/// 503 before the WAL replay is done; 500 when the WAL write fails.
-pub async fn ingest_samples(
-    state: &Arc<AppState>,
-    tenant: sightline_model::Tenant,
-    batch: MetricBatch,
-    protocol: &'static str,
-    bytes: usize,
-) -> Result<usize, ApiError> {
-    let store = state.metric_store()?;
-    let n = tokio::task::spawn_blocking(move || {
-        let mut app = store.appender(&tenant);
-        for s in batch.series {
-            app.append(s);
-        }
-        for m in batch.metadata {
-            app.append_metadata(m);
-        }
-        app.commit()
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("ingest task failed: {e}")))?
-    .map_err(ApiError::storage)?;
-    let labels = [("signal", "metrics"), ("protocol", protocol)];
-    state
-        .metrics
-        .inc("sightline_ingested_records_total", &labels, n as u64);
-    state
-        .metrics
-        .inc("sightline_ingested_bytes_total", &labels, bytes as u64);
-    Ok(n)
-}
-
-/// Counts a rejected metrics batch and passes the error on.
-pub fn rejected_metrics(state: &AppState, protocol: &'static str, e: ApiError) -> ApiError {
-    state.metrics.inc(
-        "sightline_rejected_batches_total",
-        &[
-            ("signal", "metrics"),
-            ("protocol", protocol),
-            ("reason", e.reason()),
-        ],
-        1,
-    );
-    e
 }

@@ -25,24 +25,6 @@ impl SampleBatch {
     }
 }
 
-const TYPES: [MetricType; 8] = [
-    MetricType::Unknown,
-    MetricType::Counter,
-    MetricType::Gauge,
-    MetricType::Histogram,
-    MetricType::GaugeHistogram,
-    MetricType::Summary,
-    MetricType::Info,
-    MetricType::StateSet,
-];
-
-fn type_code(t: MetricType) -> u8 {
-    TYPES
-        .iter()
-        .position(|x| *x == t)
-        .expect("BUG: every metric type has a code") as u8
-}
-
 /// Appends one series: labels, then samples (timestamp varint, value bits u64 LE).
 pub fn put_series(out: &mut Vec<u8>, labels: &Labels, samples: &[Sample]) {
     put_uvarint(out, labels.len() as u64);
@@ -60,7 +42,7 @@ pub fn put_series(out: &mut Vec<u8>, labels: &Labels, samples: &[Sample]) {
 /// Appends one metadata entry.
 pub fn put_metadata(out: &mut Vec<u8>, m: &MetricMetadata) {
     put_str(out, &m.metric_family_name);
-    out.push(type_code(m.metric_type));
+    out.push(m.metric_type.code());
     put_str(out, &m.help);
     put_str(out, &m.unit);
 }
@@ -117,8 +99,7 @@ pub fn read_series(r: &mut Reader<'_>, what: &str) -> Result<TimeSeries, String>
 pub fn read_metadata(r: &mut Reader<'_>, what: &str) -> Result<MetricMetadata, String> {
     let metric_family_name = r.str(&format!("{what} family name"))?.to_string();
     let code = r.u8(&format!("{what} type"))?;
-    let metric_type = *TYPES
-        .get(code as usize)
+    let metric_type = MetricType::from_code(u64::from(code))
         .ok_or_else(|| format!("{what} has unknown metric type {code}"))?;
     let help = r.str(&format!("{what} help"))?.to_string();
     let unit = r.str(&format!("{what} unit"))?.to_string();
@@ -204,7 +185,7 @@ mod tests {
         ("[a-z_]{1,8}", 0..8usize, ".{0,10}", "[a-z]{0,4}").prop_map(|(n, t, h, u)| {
             MetricMetadata {
                 metric_family_name: n,
-                metric_type: TYPES[t],
+                metric_type: MetricType::ALL[t],
                 help: h,
                 unit: u,
             }
