@@ -1420,7 +1420,11 @@ mod tests {
         // Rows come only from blocks a false positive let through (at most 8,192 a block);
         // the query layer drops them, as hints are conservative.
         let passed = stats.blocks_total - stats.blocks_skipped;
-        assert!(rows.len() as u64 <= passed * 8_192, "{} rows, {stats:?}", rows.len());
+        assert!(
+            rows.len() as u64 <= passed * 8_192,
+            "{} rows, {stats:?}",
+            rows.len()
+        );
         assert_eq!(passed == 0, rows.is_empty(), "{stats:?}");
     }
 
