@@ -165,7 +165,7 @@ fn any_text(v: AnyValue) -> String {
 
 /// An AnyValue as JSON: kvlists as objects, bytes as hex strings, non-finite doubles as
 /// strings (JSON has no NaN).
-fn any_json(v: any_value::Value) -> Json {
+pub(crate) fn any_json(v: any_value::Value) -> Json {
     use any_value::Value as V;
     let inner = |v: Option<AnyValue>| v.and_then(|v| v.value).map_or(Json::Null, any_json);
     match v {

@@ -33,13 +33,13 @@ use opentelemetry_proto::tonic::metrics::v1::{
     metric::Data, number_data_point, AggregationTemporality, DataPointFlags, Metric,
 };
 use prost::Message;
-use serde_json::Value as Json;
 use sightline_model::sample::{is_stale_nan, stale_nan};
 use sightline_model::{Labels, MetricMetadata, MetricType, Sample, TimeSeries, METRIC_NAME};
 
 use crate::error::{Error, Result};
 use crate::exposition::SeriesGrouper;
 use crate::metric_names::{otel_metric_name, prometheus_unit, sanitize_label_name, OtelKind};
+use crate::otlp_logs::any_json;
 
 /// A decoded OTLP metrics request.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -440,28 +440,7 @@ fn attr_text(v: AnyValue) -> String {
         Some(any_value::Value::BoolValue(b)) => b.to_string(),
         Some(any_value::Value::IntValue(i)) => i.to_string(),
         Some(any_value::Value::DoubleValue(f)) => f.to_string(),
-        Some(other) => attr_json(other).to_string(),
-    }
-}
-
-fn attr_json(v: any_value::Value) -> Json {
-    use any_value::Value as V;
-    let inner = |v: Option<AnyValue>| v.and_then(|v| v.value).map_or(Json::Null, attr_json);
-    match v {
-        V::StringValue(s) => Json::String(s),
-        V::BoolValue(b) => Json::Bool(b),
-        V::IntValue(i) => Json::from(i),
-        V::DoubleValue(f) => serde_json::Number::from_f64(f)
-            .map_or_else(|| Json::String(f.to_string()), Json::Number),
-        V::BytesValue(b) => Json::String(const_hex::encode(b)),
-        V::ArrayValue(a) => Json::Array(a.values.into_iter().map(|x| inner(Some(x))).collect()),
-        V::KvlistValue(l) => Json::Object(
-            l.values
-                .into_iter()
-                .map(|kv| (kv.key, inner(kv.value)))
-                .collect(),
-        ),
-        V::StringValueStrindex(_) => Json::Null,
+        Some(other) => any_json(other).to_string(),
     }
 }
 
