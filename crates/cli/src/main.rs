@@ -1,8 +1,10 @@
-//! The `sightline` binary: `serve` runs the server; `ingest`, `logs`, `import` and `query`
-//! are clients of a running server over its HTTP API (`--server`, env `SIGHTLINE_SERVER`).
+//! The `sightline` binary: `serve` runs the server; `ingest`, `logs`, `import`, `query` and
+//! `traces` are clients of a running server over its HTTP API (`--server`, env
+//! `SIGHTLINE_SERVER`).
 
 mod client;
 mod metrics_client;
+mod traces_client;
 
 /// mimalloc instead of glibc's malloc: ingest and scans allocate many small strings from
 /// several threads, where glibc's allocator spent ~30% of the server's CPU in profiles
@@ -113,6 +115,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Search traces and print one as a tree: `sightline traces search|get ...`.
+    Traces {
+        #[command(subcommand)]
+        command: traces_client::TracesCommand,
+    },
 }
 
 fn init_logging(level: &str) {
@@ -203,6 +210,7 @@ fn main() -> ExitCode {
                 };
                 metrics_client::query(&conn, args).await
             }
+            Command::Traces { command } => traces_client::run(command).await,
         }
     });
     match result {

@@ -4,12 +4,14 @@ use std::fmt;
 
 use crate::error::{Error, Result};
 
-/// A 16-byte trace id. The all-zero id is invalid per W3C and is never stored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A 16-byte trace id. The all-zero id is invalid per W3C and is never stored; it is the
+/// `Default` only as a placeholder for building values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TraceId(pub [u8; 16]);
 
-/// An 8-byte span id. The all-zero id is invalid per W3C and is never stored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// An 8-byte span id. The all-zero id is invalid per W3C and is never stored; it is the
+/// `Default` only as a placeholder for building values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SpanId(pub [u8; 8]);
 
 fn parse_hex<const N: usize>(kind: &'static str, s: &str) -> Result<[u8; N]> {

@@ -1,4 +1,4 @@
-//! The data model every other Sightline crate speaks: tenants, log records, metric series
+//! The data model every other Sightline crate speaks: tenants, log records, spans, metric series
 //! labels and samples, attribute values, trace/span ids, severities, time conversions and the text tokenizer shared by
 //! the storage bloom filters and the query language.
 //!
@@ -11,6 +11,7 @@ pub mod labels;
 pub mod log;
 pub mod sample;
 pub mod severity;
+pub mod span;
 pub mod tenant;
 pub mod text;
 pub mod time;
@@ -22,5 +23,6 @@ pub use labels::{Labels, METRIC_NAME};
 pub use log::LogRecord;
 pub use sample::{MetricMetadata, MetricType, Sample, TimeSeries};
 pub use severity::Level;
+pub use span::{Span, SpanEvent, SpanKind, SpanLink, StatusCode};
 pub use tenant::Tenant;
 pub use value::{Attributes, Value};

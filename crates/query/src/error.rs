@@ -38,7 +38,7 @@ impl std::error::Error for ParseError {}
 pub enum Error {
     #[error(transparent)]
     Parse(#[from] ParseError),
-    #[error("cannot scan logs: {0}")]
+    #[error("cannot read storage: {0}")]
     Storage(#[from] sightline_storage::Error),
 }
 

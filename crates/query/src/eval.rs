@@ -416,7 +416,7 @@ mod tests {
     fn storage_errors_are_reported() {
         let q = parse("*").unwrap();
         let e = execute(&q, &Failing, 10).unwrap_err();
-        assert_eq!(e.to_string(), "cannot scan logs: storage is closed");
+        assert_eq!(e.to_string(), "cannot read storage: storage is closed");
         assert!(field_counts(&Failing).is_err());
     }
 }

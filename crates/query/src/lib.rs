@@ -20,6 +20,7 @@ mod parser;
 mod projection;
 pub mod promql;
 mod render;
+pub mod traces;
 
 pub use ast::{Agg, AggFunc, CmpOp, Field, FieldName, FieldOp, Filter, Pattern, Pipe, Query, Word};
 pub use error::{Error, ParseError, Result};

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use sightline_storage::event_store::{FsyncPolicy, StoreConfig};
+use sightline_storage::span_store::SamplingConfig;
 use sightline_storage::tsdb::TsdbConfig;
 
 use crate::error::ConfigError;
@@ -46,6 +47,11 @@ pub struct Config {
     pub host_interval: Option<Duration>,
     /// How far back PromQL looks for a series' latest sample (`query.lookback_delta`).
     pub promql_lookback_delta_ms: i64,
+    /// Spans whose day ended longer ago than this are dropped (`traces.retention`).
+    pub traces_retention: Option<Duration>,
+    pub traces_retention_max_size: Option<u64>,
+    /// Which traces are written to parts (`traces.sampling_*`).
+    pub sampling: SamplingConfig,
     pub log_level: String,
 }
 
@@ -64,6 +70,17 @@ impl Config {
         s.retention_period = self.retention;
         s.retention_max_bytes = self.retention_max_size;
         s.max_parts_per_partition = self.max_parts_per_partition;
+        s
+    }
+
+    /// The span store's configuration: the log store's WAL and flush settings, its own
+    /// directory (`<data>/traces`) and retention.
+    pub fn span_store_config(&self) -> StoreConfig {
+        let mut s = self.store_config();
+        s.dir = self.data_dir.join("traces");
+        s.table = "spans";
+        s.retention_period = self.traces_retention;
+        s.retention_max_bytes = self.traces_retention_max_size;
         s
     }
 
@@ -103,6 +120,7 @@ struct RawConfig {
     storage: RawStorage,
     query: RawQuery,
     metrics: RawMetrics,
+    traces: RawTraces,
     log: RawLog,
 }
 
@@ -201,6 +219,33 @@ impl Default for RawMetrics {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+struct RawTraces {
+    retention: String,
+    retention_max_size: String,
+    /// A float in the file; a string from the environment.
+    sampling_ratio: toml::Value,
+    sampling_service_ratios: toml::Table,
+    /// A bool in the file; a string from the environment.
+    sampling_keep_errors: toml::Value,
+    sampling_keep_slower_than: String,
+}
+
+impl Default for RawTraces {
+    fn default() -> Self {
+        RawTraces {
+            // Jaeger's and Tempo's usual retention is days, not weeks: traces are big.
+            retention: "7d".into(),
+            retention_max_size: "0".into(),
+            sampling_ratio: toml::Value::Float(1.0),
+            sampling_service_ratios: toml::Table::new(),
+            sampling_keep_errors: toml::Value::Boolean(true),
+            sampling_keep_slower_than: "0".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 struct RawLog {
     level: String,
 }
@@ -255,6 +300,16 @@ const KEYS: &[(&str, &[&str])] = &[
             "block_duration",
             "scrape_config_file",
             "host_interval",
+        ],
+    ),
+    (
+        "traces",
+        &[
+            "retention",
+            "retention_max_size",
+            "sampling_ratio",
+            "sampling_keep_errors",
+            "sampling_keep_slower_than",
         ],
     ),
     ("log", &["level"]),
@@ -398,6 +453,7 @@ fn validate(raw: RawConfig, flags: &Overrides) -> Result<Config, ConfigError> {
     };
     let scrape_config_file = (!m.scrape_config_file.trim().is_empty())
         .then(|| PathBuf::from(m.scrape_config_file.trim()));
+    let (traces_retention, traces_retention_max_size, sampling) = validate_traces(raw.traces)?;
     Ok(Config {
         data_dir: PathBuf::from(pick(&flags.data_dir, s.data_dir)),
         listen,
@@ -419,8 +475,71 @@ fn validate(raw: RawConfig, flags: &Overrides) -> Result<Config, ConfigError> {
         metrics_block_duration,
         scrape_config_file,
         host_interval,
+        traces_retention,
+        traces_retention_max_size,
+        sampling,
         log_level: raw.log.level,
     })
+}
+
+/// A sampling ratio: a number (or numeric string) in [0, 1].
+fn parse_ratio(key: &str, v: &toml::Value) -> Result<f64, ConfigError> {
+    let text = match v {
+        toml::Value::String(s) => s.trim().to_string(),
+        other => other.to_string(),
+    };
+    match text.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(ConfigError::invalid(
+            key,
+            &text,
+            "expected a ratio between 0 and 1",
+        )),
+    }
+}
+
+#[allow(clippy::type_complexity)]
+fn validate_traces(
+    t: RawTraces,
+) -> Result<(Option<Duration>, Option<u64>, SamplingConfig), ConfigError> {
+    let retention = match parse_duration("traces.retention", &t.retention)? {
+        d if d.is_zero() => None,
+        d => Some(d),
+    };
+    let max_size = match parse_size("traces.retention_max_size", &t.retention_max_size)? {
+        0 => None,
+        n => Some(n as u64),
+    };
+    let default_ratio = parse_ratio("traces.sampling_ratio", &t.sampling_ratio)?;
+    let mut per_service = Vec::new();
+    for (service, v) in &t.sampling_service_ratios {
+        let key = format!("traces.sampling_service_ratios.{service}");
+        per_service.push((service.clone(), parse_ratio(&key, v)?));
+    }
+    let keep_errors = match &t.sampling_keep_errors {
+        toml::Value::Boolean(b) => *b,
+        toml::Value::String(s) if s.eq_ignore_ascii_case("true") => true,
+        toml::Value::String(s) if s.eq_ignore_ascii_case("false") => false,
+        other => {
+            return Err(ConfigError::invalid(
+                "traces.sampling_keep_errors",
+                &other.to_string(),
+                "expected true or false",
+            ))
+        }
+    };
+    let slower = parse_duration(
+        "traces.sampling_keep_slower_than",
+        &t.sampling_keep_slower_than,
+    )?;
+    let sampling = SamplingConfig {
+        default_ratio,
+        per_service,
+        keep_errors,
+        keep_slower_than_ns: (!slower.is_zero())
+            .then(|| i64::try_from(slower.as_nanos()).unwrap_or(i64::MAX)),
+    };
+    Ok((retention, max_size, sampling))
 }
 
 /// `host:port`, or `off` to disable the listener.
@@ -574,6 +693,53 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("storage.fsync"), "{e}");
+    }
+
+    #[test]
+    fn traces_sampling_from_file_and_env() {
+        let c = load(None, env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(c.sampling, SamplingConfig::default());
+        assert_eq!(c.traces_retention, Some(Duration::from_secs(7 * 86400)));
+        assert_eq!(
+            c.span_store_config().dir,
+            PathBuf::from("./sightline-data/traces")
+        );
+        assert_eq!(c.span_store_config().table, "spans");
+
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.toml");
+        std::fs::write(
+            &p,
+            "[traces]\nsampling_ratio = 0.25\nsampling_keep_slower_than = \"2s\"\n\
+             [traces.sampling_service_ratios]\ncheckout = 0.5\n",
+        )
+        .unwrap();
+        let c = load(
+            Some(&p),
+            env(&[("SIGHTLINE_TRACES_SAMPLING_KEEP_ERRORS", "false")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.sampling.default_ratio, 0.25);
+        assert_eq!(c.sampling.per_service, vec![("checkout".to_string(), 0.5)]);
+        assert!(!c.sampling.keep_errors);
+        assert_eq!(c.sampling.keep_slower_than_ns, Some(2_000_000_000));
+
+        let c = load(
+            None,
+            env(&[("SIGHTLINE_TRACES_SAMPLING_RATIO", "0")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.sampling.default_ratio, 0.0);
+        let e = load(
+            None,
+            env(&[("SIGHTLINE_TRACES_SAMPLING_RATIO", "1.5")]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("traces.sampling_ratio"), "{e}");
     }
 
     #[test]

@@ -8,12 +8,15 @@
 pub mod body;
 pub mod config;
 pub mod error;
+pub mod jaeger;
 pub mod metrics;
 pub mod native;
 pub mod otlp;
 pub mod pipeline;
 pub mod prom;
+pub mod spanmetrics;
 pub mod state;
+pub mod zipkin;
 
 mod collectors;
 
@@ -28,7 +31,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use sightline_storage::event_store::EventStore;
 use sightline_storage::LogStore;
-use sightline_storage::Tsdb;
+use sightline_storage::{SpanStore, Tsdb};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -100,6 +103,10 @@ pub fn main_router(state: Arc<AppState>) -> Router {
         .route("/api/v1/label/{name}/values", get(prom::api::label_values))
         .route("/api/v1/metadata", get(prom::api::metadata))
         .route("/api/v1/status/buildinfo", get(prom::api::buildinfo))
+        .route("/v1/traces", post(otlp::http::traces))
+        .route("/api/v2/spans", post(zipkin::spans))
+        .merge(native::traces::routes())
+        .nest("/jaeger", jaeger::routes())
         .fallback(not_found)
         // Bodies are read with our own limit (413 with a message, gzip-aware); axum's
         // default 2 MB cap would answer first with a bare text.
@@ -112,6 +119,7 @@ pub fn otlp_router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/logs", post(otlp::http::logs))
         .route("/v1/metrics", post(otlp::http::metrics))
+        .route("/v1/traces", post(otlp::http::traces))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .fallback(not_found)
@@ -183,9 +191,10 @@ pub async fn run(
     if let Some(addr) = config.otlp_http {
         servers.push((bind(addr, "otlp-http").await?, otlp_router(state.clone())));
     }
-    if let Some(addr) = config.otlp_grpc {
-        warn!(%addr, "OTLP/gRPC is not served yet (planned with traces); the listener is not opened");
-    }
+    let grpc_listener = match config.otlp_grpc {
+        Some(addr) => Some(bind(addr, "otlp-grpc").await?),
+        None => None,
+    };
 
     let mut tasks = Vec::new();
     for (listener, router) in servers {
@@ -198,6 +207,17 @@ pub async fn run(
                 .await
         }));
     }
+    if let Some(listener) = grpc_listener {
+        let mut rx = stop_rx.clone();
+        let shutdown = async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        tasks.push(tokio::spawn(otlp::grpc::serve(
+            listener,
+            state.clone(),
+            shutdown,
+        )));
+    }
 
     let scrape_cfg = match &config.scrape_config_file {
         Some(p) => Some(sightline_probe::scrape_config::load(p).map_err(ServeError::ScrapeConfig)?),
@@ -206,13 +226,23 @@ pub async fn run(
 
     let store_cfg = config.store_config();
     let tsdb_cfg = config.tsdb_config();
+    let span_cfg = config.span_store_config();
+    let sampling = config.sampling.clone();
     let dir = config.data_dir.display().to_string();
     let opened = tokio::task::spawn_blocking(move || {
         let (store, report) = EventStore::open(store_cfg)?;
-        match Tsdb::open(tsdb_cfg) {
-            Ok((tsdb, treport)) => Ok((store, report, tsdb, treport)),
+        let (tsdb, treport) = match Tsdb::open(tsdb_cfg) {
+            Ok(t) => t,
             Err(e) => {
                 let _ = store.close();
+                return Err(e);
+            }
+        };
+        match SpanStore::open(span_cfg, sampling) {
+            Ok((spans, sreport)) => Ok((store, report, tsdb, treport, spans, sreport)),
+            Err(e) => {
+                let _ = store.close();
+                let _ = tsdb.close();
                 Err(e)
             }
         }
@@ -220,13 +250,15 @@ pub async fn run(
     tokio::pin!(shutdown);
     let stores = tokio::select! {
         r = opened => match r.map_err(std::io::Error::other)? {
-            Ok((store, report, tsdb, treport)) => {
+            Ok((store, report, tsdb, treport, spans, sreport)) => {
                 info!(batches = report.batches, records = report.records, truncated = ?report.truncated, "wal replay done");
                 info!(blocks = treport.blocks, samples = treport.wal.records + treport.checkpoint_samples, "metrics wal replay done");
+                info!(batches = sreport.batches, spans = sreport.records, truncated = ?sreport.truncated, "traces wal replay done");
                 state.set_store(store.clone());
                 state.set_metric_store(tsdb.clone());
+                state.set_span_store(spans.clone());
                 info!("ready");
-                Some((store, tsdb))
+                Some((store, tsdb, spans))
             }
             Err(source) => {
                 let _ = stop_tx.send(true);
@@ -237,7 +269,7 @@ pub async fn run(
     };
     let collectors = stores
         .as_ref()
-        .map(|(_, tsdb)| collectors::start(&state, tsdb.clone(), scrape_cfg));
+        .map(|(_, tsdb, _)| collectors::start(&state, tsdb.clone(), scrape_cfg));
     if stores.is_some() {
         shutdown.await;
     }
@@ -253,13 +285,18 @@ pub async fn run(
             Err(e) => error!(error = %e, "listener task failed"),
         }
     }
-    if let Some((store, tsdb)) = stores {
+    if let Some((store, tsdb, spans)) = stores {
         info!("flushing storage");
         let dir2 = dir.clone();
         tokio::task::spawn_blocking(move || tsdb.close())
             .await
             .map_err(std::io::Error::other)?
             .map_err(|source| ServeError::Storage { dir: dir2, source })?;
+        let dir3 = dir.clone();
+        tokio::task::spawn_blocking(move || spans.close())
+            .await
+            .map_err(std::io::Error::other)?
+            .map_err(|source| ServeError::Storage { dir: dir3, source })?;
         tokio::task::spawn_blocking(move || store.close())
             .await
             .map_err(std::io::Error::other)?

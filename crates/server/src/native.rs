@@ -3,3 +3,4 @@
 pub mod admin;
 pub mod logs;
 pub mod params;
+pub mod traces;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use sightline_model::{LogRecord, Tenant};
+use sightline_model::{LogRecord, Span, Tenant};
 use sightline_storage::{LogStore, MetricStore};
 use sightline_wire::exposition::MetricBatch;
 
@@ -77,6 +77,51 @@ pub async fn ingest_samples(
     Ok(n)
 }
 
+/// Commits `spans` for `tenant` as one batch, all or nothing, then the span-metric samples
+/// they produce (every span counts, whatever sampling later keeps), and counts them.
+///
+/// The spans are durable before the span metrics are: a crash between the two commits
+/// loses that batch's span-metric increments, never spans. The increments are computed
+/// first (the spans then move into the store without a copy), so a batch whose WAL write
+/// fails stays counted in the span metrics (a disk error, logged).
+///
+/// # Errors
+/// 503 before the WAL replays are done; 500 when a WAL write fails (nothing of the span
+/// batch is then visible or replayed).
+pub async fn ingest_spans(
+    state: &Arc<AppState>,
+    tenant: Tenant,
+    spans: Vec<Span>,
+    protocol: &'static str,
+    bytes: usize,
+) -> Result<usize, ApiError> {
+    let store = state.span_store()?;
+    let metric_store = state.metric_store()?;
+    let st = state.clone();
+    let n = tokio::task::spawn_blocking(move || {
+        let series =
+            st.span_metrics
+                .observe(&tenant, &spans, sightline_model::time::now_ns() / 1_000_000);
+        let n = store.append(&tenant, spans)?;
+        let mut app = metric_store.appender(&tenant);
+        if !series.is_empty() {
+            for m in crate::spanmetrics::SpanMetrics::metadata() {
+                app.append_metadata(m);
+            }
+        }
+        for s in series {
+            app.append(s);
+        }
+        app.commit()?;
+        Ok::<usize, sightline_storage::Error>(n)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("ingest task failed: {e}")))?
+    .map_err(ApiError::storage)?;
+    count_ingested(state, "traces", protocol, n, bytes);
+    Ok(n)
+}
+
 /// Counts an accepted batch of `n` records (samples for metrics) and `bytes`.
 pub fn count_ingested(state: &AppState, signal: &str, protocol: &str, n: usize, bytes: usize) {
     let labels = [("signal", signal), ("protocol", protocol)];
@@ -105,6 +150,20 @@ fn count_rejected(state: &AppState, signal: &str, protocol: &str, e: ApiError) -
         "sightline_rejected_batches_total",
         &[
             ("signal", signal),
+            ("protocol", protocol),
+            ("reason", e.reason()),
+        ],
+        1,
+    );
+    e
+}
+
+/// Counts a rejected span batch and passes the error on.
+pub fn rejected_spans(state: &AppState, protocol: &'static str, e: ApiError) -> ApiError {
+    state.metrics.inc(
+        "sightline_rejected_batches_total",
+        &[
+            ("signal", "traces"),
             ("protocol", protocol),
             ("reason", e.reason()),
         ],

@@ -1,17 +1,18 @@
-//! What every handler shares: configuration, self-metrics, the log and metric stores (once
-//! their WAL replays are done), the live-tail fan-out and the shutdown signal.
+//! What every handler shares: configuration, self-metrics, the log, metric and span stores
+//! (once their WAL replays are done), the span-metric totals, the live-tail fan-out and the shutdown signal.
 
 use std::sync::{Arc, OnceLock};
 
 use sightline_model::{LogRecord, Tenant, TimeSeries};
 use sightline_storage::event_store::EventStore;
-use sightline_storage::Tsdb;
+use sightline_storage::{SpanStore, Tsdb};
 use sightline_wire::otlp_metrics::{DeltaAccumulator, DeltaPoint};
 use tokio::sync::{broadcast, watch};
 
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::spanmetrics::SpanMetrics;
 
 /// Records of one committed batch, sent to live-tail subscribers after the commit.
 pub struct TailBatch {
@@ -28,6 +29,9 @@ pub struct AppState {
     pub metrics: Metrics,
     store: OnceLock<Arc<EventStore>>,
     metric_store: OnceLock<Arc<Tsdb>>,
+    span_store: OnceLock<Arc<SpanStore>>,
+    /// RED metrics derived from every ingested span.
+    pub span_metrics: SpanMetrics,
     pub tail: broadcast::Sender<Arc<TailBatch>>,
     /// Running totals of OTLP delta-temporality series, per tenant.
     otlp_deltas: std::sync::Mutex<std::collections::HashMap<Tenant, DeltaAccumulator>>,
@@ -42,6 +46,8 @@ impl AppState {
             metrics: Metrics::new(),
             store: OnceLock::new(),
             metric_store: OnceLock::new(),
+            span_store: OnceLock::new(),
+            span_metrics: SpanMetrics::new(),
             tail: broadcast::channel(TAIL_CAPACITY).0,
             otlp_deltas: Default::default(),
             shutdown,
@@ -77,6 +83,20 @@ impl AppState {
         })
     }
 
+    /// Installs the span store once its WAL replay is done.
+    pub fn set_span_store(&self, store: Arc<SpanStore>) {
+        if self.span_store.set(store).is_err() {
+            panic!("BUG: span store installed twice");
+        }
+    }
+
+    /// The span store, or 503 while its WAL is still being replayed.
+    pub fn span_store(&self) -> Result<Arc<SpanStore>, ApiError> {
+        self.span_store.get().cloned().ok_or_else(|| {
+            ApiError::Unavailable("not ready: replaying the traces write-ahead log".into())
+        })
+    }
+
     /// Turns OTLP delta points into cumulative series (state kept per tenant and series in
     /// memory: after a restart a delta series starts from 0 again, which PromQL reads as a
     /// counter reset).
@@ -89,6 +109,8 @@ impl AppState {
     }
 
     pub fn is_ready(&self) -> bool {
-        self.store.get().is_some() && self.metric_store.get().is_some()
+        self.store.get().is_some()
+            && self.metric_store.get().is_some()
+            && self.span_store.get().is_some()
     }
 }

@@ -124,22 +124,30 @@ impl<'a> Reader<'a> {
     ///
     /// # Errors
     /// Fewer than `n` bytes left.
+    #[inline]
     pub fn bytes(&mut self, n: usize, what: &str) -> DecodeResult<&'a [u8]> {
-        if n > self.remaining() {
-            return Err(self.err(
-                what,
-                &format!("needs {n} bytes but only {} left", self.remaining()),
-            ));
+        match self.buf.get(self.pos..).and_then(|rest| rest.get(..n)) {
+            Some(b) => {
+                self.pos += n;
+                Ok(b)
+            }
+            None => Err(self.short(n, what)),
         }
-        let b = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(b)
+    }
+
+    #[cold]
+    fn short(&self, n: usize, what: &str) -> DecodeError {
+        self.err(
+            what,
+            &format!("needs {n} bytes but only {} left", self.remaining()),
+        )
     }
 
     /// The next `N` bytes as an array.
     ///
     /// # Errors
     /// Fewer than `N` bytes left.
+    #[inline]
     pub fn array<const N: usize>(&mut self, what: &str) -> DecodeResult<[u8; N]> {
         let b = self.bytes(N, what)?;
         let mut a = [0u8; N];
@@ -147,8 +155,15 @@ impl<'a> Reader<'a> {
         Ok(a)
     }
 
+    #[inline]
     pub fn u8(&mut self, what: &str) -> DecodeResult<u8> {
-        Ok(self.array::<1>(what)?[0])
+        match self.buf.get(self.pos) {
+            Some(&b) => {
+                self.pos += 1;
+                Ok(b)
+            }
+            None => Err(self.short(1, what)),
+        }
     }
 
     pub fn u32_le(&mut self, what: &str) -> DecodeResult<u32> {
@@ -167,7 +182,20 @@ impl<'a> Reader<'a> {
     ///
     /// # Errors
     /// Truncated, or longer than 10 bytes / more than 64 bits ("varint overflow").
+    #[inline]
     pub fn uvarint(&mut self, what: &str) -> DecodeResult<u64> {
+        // One-byte values (most lengths, deltas, indexes) take the fast path; decoding
+        // whole columns of them was most of a needle query's CPU.
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
+        self.uvarint_long(what)
+    }
+
+    fn uvarint_long(&mut self, what: &str) -> DecodeResult<u64> {
         let mut v: u64 = 0;
         for i in 0..10 {
             let b = self.u8(what)?;
@@ -187,6 +215,7 @@ impl<'a> Reader<'a> {
     ///
     /// # Errors
     /// As [`Reader::uvarint`].
+    #[inline]
     pub fn ivarint(&mut self, what: &str) -> DecodeResult<i64> {
         Ok(unzigzag(self.uvarint(what)?))
     }

@@ -36,7 +36,7 @@ use crate::api::{LogAppender, LogQuerier, LogStore, ScanRequest, ScanStats, Stor
 use crate::dir_lock::lock_dir;
 use crate::error::{Error, Result};
 use crate::manifest::{parse_day, part_path, Manifest, PartEntry, MANIFEST_FILE};
-use crate::part::{write_part_with_level, Part, FLUSH_ZSTD_LEVEL, MERGE_ZSTD_LEVEL};
+use crate::part::{write_part_refs, Part, FLUSH_ZSTD_LEVEL, MERGE_ZSTD_LEVEL};
 use crate::wal::{sync_dir, Wal};
 pub use crate::wal::{FsyncPolicy, ReplayReport};
 
@@ -56,8 +56,15 @@ pub const DEFAULT_MAX_PARTS_PER_PARTITION: usize = 8;
 /// Configuration of an [`EventStore`].
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
-    /// Data directory; the store uses `<dir>/wal` and `<dir>/logs`.
+    /// Data directory; the store uses `<dir>/wal` and `<dir>/<table>`.
     pub dir: PathBuf,
+    /// Name of the directory holding the parts (default `logs`; the span store uses
+    /// `spans`).
+    pub table: &'static str,
+    /// When set, applied to each partition's records just before they are written to a
+    /// part by a flush: it may drop records (trace sampling decides there, when a trace's
+    /// spans are together). Queries see dropped records until that flush.
+    pub flush_filter: Option<FlushFilter>,
     /// When WAL appends are fsynced (default: always).
     pub fsync: FsyncPolicy,
     /// Background flush period (default 5 s).
@@ -79,6 +86,8 @@ impl StoreConfig {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
             dir: dir.into(),
+            table: "logs",
+            flush_filter: None,
             fsync: FsyncPolicy::Always,
             flush_interval: DEFAULT_FLUSH_INTERVAL,
             max_buffer_bytes: DEFAULT_MAX_BUFFER_BYTES,
@@ -87,6 +96,25 @@ impl StoreConfig {
             retention_max_bytes: None,
             max_parts_per_partition: DEFAULT_MAX_PARTS_PER_PARTITION,
         }
+    }
+}
+
+/// Drops records of one tenant before a flush writes them; see [`StoreConfig::flush_filter`].
+#[derive(Clone)]
+pub struct FlushFilter(pub Arc<FlushFilterFn>);
+
+/// The function inside a [`FlushFilter`].
+pub type FlushFilterFn = dyn Fn(&Tenant, &mut Vec<LogRecord>) + Send + Sync;
+
+impl FlushFilter {
+    pub fn new(f: impl Fn(&Tenant, &mut Vec<LogRecord>) + Send + Sync + 'static) -> Self {
+        FlushFilter(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for FlushFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FlushFilter(..)")
     }
 }
 
@@ -269,7 +297,7 @@ impl EventStore {
     /// [`Error::Corruption`] for a damaged manifest, a listed part that is missing or
     /// damaged, or a WAL frame that is bad other than as a torn tail; I/O errors.
     pub fn open(cfg: StoreConfig) -> Result<(Arc<EventStore>, ReplayReport)> {
-        let logs_dir = cfg.dir.join("logs");
+        let logs_dir = cfg.dir.join(cfg.table);
         fs::create_dir_all(&logs_dir).map_err(|e| io_err(&logs_dir, e))?;
         let dir_lock = lock_dir(&logs_dir, "store")?;
         let manifest = Manifest::load(&logs_dir)?;
@@ -529,24 +557,42 @@ impl EventStore {
             })
             .collect();
         // Partitions are independent: write them on up to FLUSH_THREADS threads. The
-        // records are copied out of the chunks, which stay visible to queries meanwhile.
+        // chunks stay visible to queries meanwhile; the part is written from references
+        // to their records (no copy) unless a flush filter needs records of its own.
         let written = parallel_map(todo.len(), FLUSH_THREADS, |i| {
             let (key, chunks) = &todo[i];
-            let mut records: Vec<LogRecord> =
+            if let Some(filter) = &self.cfg.flush_filter {
+                let mut records: Vec<LogRecord> =
+                    Vec::with_capacity(chunks.iter().map(|c| c.len()).sum());
+                for c in chunks {
+                    records.extend(c.iter().cloned());
+                }
+                (filter.0)(&key.0, &mut records);
+                if records.is_empty() {
+                    return Ok(None);
+                }
+                let mut refs: Vec<&LogRecord> = records.iter().collect();
+                return self
+                    .write_new_part(key, ids[i], &mut refs, FLUSH_ZSTD_LEVEL)
+                    .map(Some);
+            }
+            let mut refs: Vec<&LogRecord> =
                 Vec::with_capacity(chunks.iter().map(|c| c.len()).sum());
             for c in chunks {
-                records.extend(c.iter().cloned());
+                refs.extend(c.iter());
             }
-            self.write_new_part(key, ids[i], &mut records, FLUSH_ZSTD_LEVEL)
+            self.write_new_part(key, ids[i], &mut refs, FLUSH_ZSTD_LEVEL)
+                .map(Some)
         });
         let mut handles = Vec::with_capacity(todo.len());
         let mut first_error = None;
         for ((key, _), h) in todo.iter().zip(written) {
             match h {
-                Ok(h) => {
+                Ok(Some(h)) => {
                     manifest.parts.push(h.entry.clone());
                     handles.push((key.clone(), h));
                 }
+                Ok(None) => {}
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
@@ -582,7 +628,7 @@ impl EventStore {
         &self,
         key: &Key,
         id: u64,
-        records: &mut [LogRecord],
+        records: &mut [&LogRecord],
         level: i32,
     ) -> Result<Arc<PartHandle>> {
         let day = day_name(key.1);
@@ -597,7 +643,7 @@ impl EventStore {
             sync_dir(&self.logs_dir)?;
         }
         let tmp = dir.join(format!("{id}.part.tmp"));
-        let meta = match write_part_with_level(&tmp, records, level) {
+        let meta = match write_part_refs(&tmp, records, level) {
             Ok(m) => m,
             Err(e) => {
                 let _ = fs::remove_file(&tmp);
@@ -661,7 +707,8 @@ impl EventStore {
         let mut manifest = lock(&self.state).manifest.clone();
         let id = manifest.next_part_id;
         manifest.next_part_id += 1;
-        let new = self.write_new_part(key, id, &mut records, MERGE_ZSTD_LEVEL)?;
+        let mut refs: Vec<&LogRecord> = records.iter().collect();
+        let new = self.write_new_part(key, id, &mut refs, MERGE_ZSTD_LEVEL)?;
         let old_ids: HashSet<u64> = olds.iter().map(|h| h.entry.id).collect();
         manifest.parts.retain(|p| !old_ids.contains(&p.id));
         manifest.parts.push(new.entry.clone());

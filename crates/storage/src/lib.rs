@@ -16,6 +16,7 @@ pub mod error;
 pub mod event_store;
 pub mod manifest;
 pub mod part;
+pub mod span_store;
 pub mod wal;
 
 pub use api::{
@@ -23,6 +24,7 @@ pub use api::{
     Projection, SampleAppender, ScanRequest, ScanStats, SeriesQuerier, StoreStats,
 };
 pub use error::{Error, Result};
-pub use event_store::{EventStore, FsyncPolicy, ReplayReport, StoreConfig};
+pub use event_store::{EventStore, FlushFilter, FsyncPolicy, ReplayReport, StoreConfig};
+pub use span_store::{SamplingConfig, SpanScan, SpanStore};
 pub mod tsdb;
 pub use tsdb::{Tsdb, TsdbConfig, TsdbReplayReport, TsdbStats};

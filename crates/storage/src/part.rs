@@ -1,6 +1,6 @@
 //! The immutable columnar part file: a sorted run of log records of one tenant/day, split
 //! into blocks whose columns are compressed one by one, with a block index (time range,
-//! service, token filter, column directory with CRCs) and a trace-id index read at open,
+//! service, token filter, column directory with CRCs) and a trace-id dictionary read at open,
 //! so scans skip blocks without touching them and decompress only the columns they read.
 //!
 //! Fed by: the event store's flushes and merges ([`write_part`], [`write_part_with_level`]).
@@ -23,7 +23,7 @@ use sightline_model::{Attributes, LogRecord, SpanId, TraceId, Value};
 #[cfg(test)]
 use crate::api::Prefilter;
 use crate::api::{Projection, ScanRequest, ScanStats};
-use crate::bloom::{add_record_tokens, BlockFilter, RequiredToken};
+use crate::bloom::{BlockFilter, RequiredToken, TokenSet};
 use crate::encoding::{
     decode_bitmap, decode_dict_ids, decode_scaled_deltas, decode_values_where, encode_bitmap,
     encode_blob_strings, encode_dict, encode_scaled_deltas, encode_values, put_str, put_uvarint,
@@ -35,7 +35,10 @@ use crate::error::{Error, Result};
 pub const MAGIC: [u8; 6] = *b"SLPART";
 /// Format version written after the magic; bumped on any incompatible layout change.
 /// Version 1 (one zstd frame per block) is not readable any more.
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
+/// The older version this build still reads (trace ids inline in the blocks, a trace-id
+/// index of 4-byte id prefixes); merges rewrite such parts as [`VERSION`].
+const VERSION_V2: u16 = 2;
 /// Magic + version.
 const HEADER_LEN: u64 = 8;
 /// index offset, index length, rows (u64 each), index CRC, footer CRC (u32 each), magic +
@@ -55,10 +58,11 @@ pub const MAX_BLOCK_ROWS: usize = 8192;
 /// A block also ends once its records' approximate size reaches this, so a run of huge
 /// records cannot make one block (and its decode) unboundedly large.
 const MAX_BLOCK_BYTES: usize = 32 << 20;
-/// zstd level of [`write_part`] (flushes): zstd's default. On the ingest path's two shared
-/// cores higher levels cost several times the CPU for ~10% smaller parts, and merges
-/// recompress everything at [`MERGE_ZSTD_LEVEL`] anyway; decompression speed is the same
-/// at every level.
+/// zstd level of [`write_part`] (flushes). Measured on a 20 MB flush part of the 1 GiB bench
+/// logs (format 3): level 3 19.96 MB, 5 19.25 MB (-3.5%), 6 18.73 MB (-6.2%), for +24% /
+/// +40% of the part's write time. Ingest is bound by the flush, so the flush stays at 3: a
+/// 1 GiB bench run at level 5 stored 3.5% less but ingested ~30% fewer rows/s; merges
+/// (level 9) recompress what stays. Decompression speed is the same at every level.
 pub const FLUSH_ZSTD_LEVEL: i32 = 3;
 /// zstd level for merges (background, off the ingest path): measured on the bench logs
 /// data, see `docs/format/part.md`.
@@ -108,11 +112,62 @@ const TAG_STR_BODY_REF: u8 = 9;
 /// [`TAG_STR_BODY_REF`]: below it the inline strings would lose zstd's view of the column.
 const MIN_BODY_REF_SHARE_PCT: usize = 90;
 
-/// Bytes of a trace id the trace-id index keeps: 4 bytes of a random 128-bit id make a
-/// false match of a looked-up id about one in 2^32 / entries (1 in 4000 for a million
-/// traces in a part), which only costs reading one more block, while the index stays at
-/// ~3-4 bytes per (trace, block) pair.
-const TRACE_KEY_BYTES: usize = 4;
+/// A part's trace-id dictionary: every distinct trace id of the part once, sorted, with the
+/// blocks holding it. Block trace-id columns store indexes into `ids`: a trace's lines sit
+/// in several services' blocks, so per block zstd rarely saw an id twice and the random
+/// 16-byte ids were ~15% of a part; stored once per part they cost 16 bytes per trace
+/// plus ~3 bytes per row. Lookups are exact (binary search), so a trace-id scan reads
+/// only blocks that hold the id.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct TraceDict {
+    ids: Vec<[u8; 16]>,
+    /// The blocks of `ids[i]` are `blocks[starts[i]..starts[i + 1]]` (ascending);
+    /// `starts.len() == ids.len() + 1`.
+    starts: Vec<u32>,
+    blocks: Vec<u32>,
+}
+
+/// How a part finds its trace ids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum TraceLookup {
+    /// Version 3: the part's dictionary; block columns hold indexes into it.
+    Dict(TraceDict),
+    /// Version 2: (first 4 bytes of the id big-endian, block), sorted and unique; block
+    /// columns hold the 16-byte ids. A key may match another id (one more block read).
+    KeysV2(Vec<(u32, u32)>),
+}
+
+impl TraceDict {
+    /// Builds the dictionary from sorted unique `ids` and sorted unique (id index, block)
+    /// pairs.
+    fn new(ids: Vec<[u8; 16]>, pairs: &[(u32, u32)]) -> TraceDict {
+        let mut starts = Vec::with_capacity(ids.len() + 1);
+        let mut blocks = Vec::with_capacity(pairs.len());
+        let mut at = 0;
+        for i in 0..ids.len() as u32 {
+            starts.push(blocks.len() as u32);
+            while at < pairs.len() && pairs[at].0 == i {
+                blocks.push(pairs[at].1);
+                at += 1;
+            }
+        }
+        starts.push(blocks.len() as u32);
+        assert_eq!(at, pairs.len(), "BUG: trace pair outside the dictionary");
+        TraceDict {
+            ids,
+            starts,
+            blocks,
+        }
+    }
+
+    /// The blocks holding `id` (empty when the part does not hold it).
+    fn blocks_of(&self, id: &[u8; 16]) -> &[u32] {
+        match self.ids.binary_search(id) {
+            Ok(i) => &self.blocks[self.starts[i] as usize..self.starts[i + 1] as usize],
+            Err(_) => &[],
+        }
+    }
+}
 
 /// What a part holds, from its footer and block index.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -184,15 +239,19 @@ fn corruption(path: &Path, offset: u64, reason: impl Into<String>) -> Error {
 }
 
 fn header_bytes() -> [u8; 8] {
+    header_bytes_of(VERSION)
+}
+
+fn header_bytes_of(version: u16) -> [u8; 8] {
     let mut h = [0u8; 8];
     h[..6].copy_from_slice(&MAGIC);
-    h[6..].copy_from_slice(&VERSION.to_le_bytes());
+    h[6..].copy_from_slice(&version.to_le_bytes());
     h
 }
 
 /// Splits records sorted by service into block ranges: never mixing services, at most
 /// [`MAX_BLOCK_ROWS`] rows and about [`MAX_BLOCK_BYTES`] bytes each.
-fn block_ranges(records: &[LogRecord]) -> Vec<Range<usize>> {
+fn block_ranges(records: &[&LogRecord]) -> Vec<Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut bytes = 0;
@@ -225,7 +284,7 @@ struct RawColumn {
 /// Encodes the columns of one block (uncompressed), fixed columns first, then one column
 /// per attribute (scope, key) in that order; see `docs/format/part.md`. The service is not
 /// stored: every row of a block has the service of its index entry.
-fn encode_columns(rows: &[LogRecord]) -> Vec<RawColumn> {
+fn encode_columns(rows: &[&LogRecord], trace_dict: &[[u8; 16]]) -> Vec<RawColumn> {
     let fixed = |kind: usize, bytes: Vec<u8>| RawColumn {
         kind: kind as u8,
         key: String::new(),
@@ -249,11 +308,7 @@ fn encode_columns(rows: &[LogRecord]) -> Vec<RawColumn> {
     let bodies: Vec<&str> = rows.iter().map(|r| r.body.as_str()).collect();
     encode_blob_strings(&mut b, &bodies);
     out.push(fixed(COL_BODY, std::mem::take(&mut b)));
-    let traces: Vec<Option<&[u8]>> = rows
-        .iter()
-        .map(|r| r.trace_id.as_ref().map(|t| &t.0[..]))
-        .collect();
-    encode_ids(&mut b, &traces);
+    encode_trace_refs(&mut b, rows, trace_dict);
     out.push(fixed(COL_TRACE_ID, std::mem::take(&mut b)));
     let spans: Vec<Option<&[u8]>> = rows
         .iter()
@@ -368,6 +423,47 @@ fn decode_body_refs(
     Ok(out)
 }
 
+/// The trace-id column: presence bitmap, then the `uvarint` index into `dict` (sorted,
+/// holding every id of `rows`) of every present id.
+fn encode_trace_refs(out: &mut Vec<u8>, rows: &[&LogRecord], dict: &[[u8; 16]]) {
+    let present: Vec<bool> = rows.iter().map(|r| r.trace_id.is_some()).collect();
+    encode_bitmap(out, &present);
+    for t in rows.iter().filter_map(|r| r.trace_id.as_ref()) {
+        let i = dict
+            .binary_search(&t.0)
+            .expect("BUG: trace id missing from the part's dictionary");
+        put_uvarint(out, i as u64);
+    }
+}
+
+fn decode_trace_refs(
+    r: &mut Reader<'_>,
+    n: usize,
+    dict: &[[u8; 16]],
+    what: &str,
+) -> DecodeResult<Vec<Option<[u8; 16]>>> {
+    let present = decode_bitmap(r, n, what)?;
+    present
+        .into_iter()
+        .map(|p| {
+            if !p {
+                return Ok(None);
+            }
+            let i = r.uvarint(what)?;
+            usize::try_from(i)
+                .ok()
+                .and_then(|i| dict.get(i))
+                .map(|id| Some(*id))
+                .ok_or_else(|| {
+                    DecodeError(format!(
+                        "{what}: trace index {i} outside the part's {} trace ids",
+                        dict.len()
+                    ))
+                })
+        })
+        .collect()
+}
+
 /// Presence bitmap then the fixed-size bytes of every present id.
 fn encode_ids(out: &mut Vec<u8>, ids: &[Option<&[u8]>]) {
     let present: Vec<bool> = ids.iter().map(Option::is_some).collect();
@@ -383,16 +479,20 @@ fn decode_ids<const N: usize>(
     what: &str,
 ) -> DecodeResult<Vec<Option<[u8; N]>>> {
     let present = decode_bitmap(r, n, what)?;
-    present
+    let k = present.iter().filter(|p| **p).count();
+    let bytes = r.bytes(k.saturating_mul(N), what)?;
+    let mut ids = bytes.chunks_exact(N);
+    Ok(present
         .into_iter()
         .map(|p| {
-            if p {
-                r.array::<N>(what).map(Some)
-            } else {
-                Ok(None)
-            }
+            p.then(|| {
+                ids.next()
+                    .expect("BUG: fewer ids than present bits")
+                    .try_into()
+                    .expect("BUG: chunk of N bytes")
+            })
         })
-        .collect()
+        .collect())
 }
 
 /// The decoded always-read columns of a block (all but body and attributes).
@@ -413,6 +513,9 @@ struct BlockDecoder<'a> {
     columns: &'a [Column],
     n: usize,
     service: &'a str,
+    /// The part's trace ids, which the trace-id column indexes; `None` for a version 2
+    /// part (16-byte ids inline).
+    trace_dict: Option<&'a [[u8; 16]]>,
     load: &'a mut dyn FnMut(usize) -> Result<Vec<u8>>,
     bad: &'a dyn Fn(usize, DecodeError) -> Error,
 }
@@ -436,7 +539,10 @@ impl BlockDecoder<'_> {
     }
 
     fn traces(&mut self) -> Result<Vec<Option<[u8; 16]>>> {
-        self.decode(COL_TRACE_ID, decode_ids::<16>)
+        match self.trace_dict {
+            Some(dict) => self.decode(COL_TRACE_ID, |r, n, w| decode_trace_refs(r, n, dict, w)),
+            None => self.decode(COL_TRACE_ID, decode_ids::<16>),
+        }
     }
 
     fn cheap(&mut self, traces: Option<Vec<Option<[u8; 16]>>>) -> Result<CheapColumns> {
@@ -649,13 +755,7 @@ fn put_u32_len(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
-/// The trace-id index key of an id: its first [`TRACE_KEY_BYTES`] bytes, big-endian, so
-/// keys sort like ids.
-fn trace_key(id: &[u8; 16]) -> u32 {
-    u32::from_be_bytes(id[..TRACE_KEY_BYTES].try_into().expect("4 bytes"))
-}
-
-fn encode_index(entries: &[BlockEntry], traces: &[(u32, u32)]) -> Vec<u8> {
+fn encode_index(entries: &[BlockEntry], traces: &TraceDict) -> Vec<u8> {
     let mut out = Vec::new();
     let count = u32::try_from(entries.len()).expect("BUG: more than 2^32 blocks in a part");
     out.extend_from_slice(&count.to_le_bytes());
@@ -679,12 +779,18 @@ fn encode_index(entries: &[BlockEntry], traces: &[(u32, u32)]) -> Vec<u8> {
             out.extend_from_slice(&c.crc.to_le_bytes());
         }
     }
-    put_uvarint(&mut out, traces.len() as u64);
-    let mut prev = 0u32;
-    for &(key, block) in traces {
-        put_uvarint(&mut out, u64::from(key - prev));
-        put_uvarint(&mut out, u64::from(block));
-        prev = key;
+    put_uvarint(&mut out, traces.ids.len() as u64);
+    for id in &traces.ids {
+        out.extend_from_slice(id);
+    }
+    for w in traces.starts.windows(2) {
+        let blocks = &traces.blocks[w[0] as usize..w[1] as usize];
+        put_uvarint(&mut out, blocks.len() as u64);
+        let mut prev = 0u32;
+        for &b in blocks {
+            put_uvarint(&mut out, u64::from(b - prev));
+            prev = b;
+        }
     }
     out
 }
@@ -766,12 +872,8 @@ fn decode_columns(
     Ok(out)
 }
 
-/// A part's trace-id index: (trace key, block number), sorted and unique; see
-/// [`TRACE_KEY_BYTES`].
-type TraceIndex = Vec<(u32, u32)>;
-
-/// The block index and the trace-id index.
-fn decode_index(b: &[u8]) -> DecodeResult<(Vec<BlockEntry>, TraceIndex)> {
+/// The block index and the trace-id dictionary.
+fn decode_index(b: &[u8], version: u16) -> DecodeResult<(Vec<BlockEntry>, TraceLookup)> {
     let mut r = Reader::new(b);
     let count = r.u32_le("block count")? as usize;
     if count > r.remaining() / MIN_INDEX_ENTRY_LEN {
@@ -807,26 +909,76 @@ fn decode_index(b: &[u8]) -> DecodeResult<(Vec<BlockEntry>, TraceIndex)> {
             columns,
         });
     }
-    let what = "trace index";
-    let entries = r.count(2, what)?;
-    let mut traces = Vec::with_capacity(entries);
-    let mut key = 0u32;
-    for _ in 0..entries {
-        let delta = r.uvarint(what)?;
-        key = u32::try_from(delta)
-            .ok()
-            .and_then(|d| key.checked_add(d))
-            .ok_or_else(|| DecodeError(format!("{what}: key delta {delta} overflows")))?;
-        let block = r.uvarint(what)?;
-        if block >= count as u64 {
+    if version == VERSION_V2 {
+        let what = "trace index";
+        let entries = r.count(2, what)?;
+        let mut traces = Vec::with_capacity(entries);
+        let mut key = 0u32;
+        for _ in 0..entries {
+            let delta = r.uvarint(what)?;
+            key = u32::try_from(delta)
+                .ok()
+                .and_then(|d| key.checked_add(d))
+                .ok_or_else(|| DecodeError(format!("{what}: key delta {delta} overflows")))?;
+            let block = r.uvarint(what)?;
+            if block >= count as u64 {
+                return Err(DecodeError(format!(
+                    "{what}: block {block} out of {count} blocks"
+                )));
+            }
+            traces.push((key, block as u32));
+        }
+        r.finish("index")?;
+        return Ok((out, TraceLookup::KeysV2(traces)));
+    }
+    let what = "trace dictionary";
+    // 16 id bytes plus at least a block count and one block number per id.
+    let entries = r.count(18, what)?;
+    let mut ids: Vec<[u8; 16]> = Vec::with_capacity(entries);
+    for i in 0..entries {
+        let id = r.array::<16>(what)?;
+        if ids.last().is_some_and(|p| *p >= id) {
             return Err(DecodeError(format!(
-                "{what}: block {block} out of {count} blocks"
+                "{what}: id {i} not above the previous one"
             )));
         }
-        traces.push((key, block as u32));
+        ids.push(id);
     }
+    let mut starts = Vec::with_capacity(entries + 1);
+    let mut blocks = Vec::new();
+    for i in 0..entries {
+        starts.push(blocks.len() as u32);
+        let c = r.count(1, what)?;
+        if c == 0 || c > count {
+            return Err(DecodeError(format!(
+                "{what}: id {i} in {c} of {count} blocks"
+            )));
+        }
+        let mut block = 0u64;
+        for j in 0..c {
+            let delta = r.uvarint(what)?;
+            if j > 0 && delta == 0 {
+                return Err(DecodeError(format!("{what}: id {i} lists a block twice")));
+            }
+            block = block.saturating_add(delta);
+            if block >= count as u64 {
+                return Err(DecodeError(format!(
+                    "{what}: id {i}: block {block} out of {count} blocks"
+                )));
+            }
+            blocks.push(block as u32);
+        }
+    }
+    starts.push(blocks.len() as u32);
     r.finish("index")?;
-    Ok((out, traces))
+    Ok((
+        out,
+        TraceLookup::Dict(TraceDict {
+            ids,
+            starts,
+            blocks,
+        }),
+    ))
 }
 
 /// Sorts `records` by (service, timestamp) (stable: equal keys keep their order) and writes
@@ -853,6 +1005,21 @@ pub fn write_part_with_level(
             .cmp(&b.service)
             .then(a.timestamp.cmp(&b.timestamp))
     });
+    let mut refs: Vec<&LogRecord> = records.iter().collect();
+    write_part_refs(path, &mut refs, level)
+}
+
+/// [`write_part_with_level`] over borrowed records (sorts the references), so a flush
+/// writes the buffered records without copying them.
+///
+/// # Errors
+/// [`Error::Io`] naming `path`.
+pub fn write_part_refs(path: &Path, records: &mut [&LogRecord], level: i32) -> Result<PartMeta> {
+    records.sort_by(|a, b| {
+        a.service
+            .cmp(&b.service)
+            .then(a.timestamp.cmp(&b.timestamp))
+    });
     let io = io_err(path);
     let file = File::create(path).map_err(&io)?;
     let mut w = BufWriter::new(file);
@@ -860,14 +1027,20 @@ pub fn write_part_with_level(
     let mut compressor = zstd::bulk::Compressor::new(level).map_err(&io)?;
     let mut pos = HEADER_LEN;
     let mut entries = Vec::new();
-    let mut hashes = Vec::new();
+    let mut tokens = TokenSet::default();
+    let mut trace_ids: Vec<[u8; 16]> = records
+        .iter()
+        .filter_map(|r| r.trace_id.map(|t| t.0))
+        .collect();
+    trace_ids.sort_unstable();
+    trace_ids.dedup();
     let mut traces: Vec<(u32, u32)> = Vec::new();
     for range in block_ranges(records) {
         let rows = &records[range];
         let block_no = entries.len() as u32;
         let block_at = pos;
         let mut columns = Vec::new();
-        for raw in encode_columns(rows) {
+        for raw in encode_columns(rows, &trace_ids) {
             let compressed = compressor.compress(&raw.bytes).map_err(&io)?;
             let (codec, bytes) = if compressed.len() < raw.bytes.len() {
                 (CODEC_ZSTD, &compressed[..])
@@ -886,11 +1059,13 @@ pub fn write_part_with_level(
             w.write_all(bytes).map_err(&io)?;
             pos += bytes.len() as u64;
         }
-        hashes.clear();
         for r in rows {
-            add_record_tokens(r, &mut hashes);
+            tokens.add_record(r);
             if let Some(t) = &r.trace_id {
-                traces.push((trace_key(&t.0), block_no));
+                let i = trace_ids
+                    .binary_search(&t.0)
+                    .expect("BUG: trace id missing from the part's dictionary");
+                traces.push((i as u32, block_no));
             }
         }
         entries.push(BlockEntry {
@@ -900,13 +1075,13 @@ pub fn write_part_with_level(
             min_ts: rows.iter().map(|r| r.timestamp).min().unwrap_or(0),
             max_ts: rows.iter().map(|r| r.timestamp).max().unwrap_or(0),
             service: rows[0].service.clone(),
-            filter: BlockFilter::build(&mut hashes),
+            filter: tokens.take_filter(),
             columns,
         });
     }
     traces.sort_unstable();
     traces.dedup();
-    let index = encode_index(&entries, &traces);
+    let index = encode_index(&entries, &TraceDict::new(trace_ids, &traces));
     w.write_all(&index).map_err(&io)?;
     let mut footer = Vec::with_capacity(FOOTER_LEN as usize);
     footer.extend_from_slice(&pos.to_le_bytes());
@@ -945,7 +1120,7 @@ pub struct Part {
     file: File,
     meta: PartMeta,
     blocks: Vec<BlockEntry>,
-    traces: TraceIndex,
+    traces: TraceLookup,
 }
 
 impl std::fmt::Debug for Part {
@@ -991,14 +1166,20 @@ impl Part {
             return Err(bad(0, "bad header magic, not a part file".into()));
         }
         let version = u16::from_le_bytes([header[6], header[7]]);
-        if version != VERSION {
-            return Err(bad(6, format!("unsupported part version {version}")));
+        if version != VERSION && version != VERSION_V2 {
+            return Err(bad(
+                6,
+                format!(
+                    "unsupported part version {version} (this build reads versions \
+                     {VERSION_V2} and {VERSION})"
+                ),
+            ));
         }
 
         let footer_at = len - FOOTER_LEN;
         let mut footer = [0u8; FOOTER_LEN as usize];
         read_at(&mut footer, footer_at)?;
-        if footer[32..] != header_bytes() {
+        if footer[32..] != header_bytes_of(version) {
             return Err(bad(footer_at + 32, "bad footer magic".into()));
         }
         let word = |i: usize| u64::from_le_bytes(footer[i..i + 8].try_into().expect("8 bytes"));
@@ -1030,7 +1211,7 @@ impl Part {
             ));
         }
         let (blocks, traces) =
-            decode_index(&index).map_err(|e| bad(index_at, format!("index: {e}")))?;
+            decode_index(&index, version).map_err(|e| bad(index_at, format!("index: {e}")))?;
 
         let mut expected_offset = HEADER_LEN;
         let mut total_rows = 0u64;
@@ -1138,10 +1319,19 @@ impl Part {
     fn blocks_with_traces(&self, ids: &[[u8; 16]]) -> Vec<bool> {
         let mut out = vec![false; self.blocks.len()];
         for id in ids {
-            let key = trace_key(id);
-            let from = self.traces.partition_point(|&(k, _)| k < key);
-            for &(_, b) in self.traces[from..].iter().take_while(|(k, _)| *k == key) {
-                out[b as usize] = true;
+            match &self.traces {
+                TraceLookup::Dict(d) => {
+                    for &b in d.blocks_of(id) {
+                        out[b as usize] = true;
+                    }
+                }
+                TraceLookup::KeysV2(keys) => {
+                    let key = u32::from_be_bytes(id[..4].try_into().expect("4 bytes"));
+                    let from = keys.partition_point(|&(k, _)| k < key);
+                    for &(_, b) in keys[from..].iter().take_while(|(k, _)| *k == key) {
+                        out[b as usize] = true;
+                    }
+                }
             }
         }
         out
@@ -1161,6 +1351,10 @@ impl Part {
             columns: &b.columns,
             n: b.rows as usize,
             service: &b.service,
+            trace_dict: match &self.traces {
+                TraceLookup::Dict(d) => Some(&d.ids),
+                TraceLookup::KeysV2(_) => None,
+            },
             load: &mut load,
             bad: &bad,
         };
@@ -1199,6 +1393,13 @@ impl Part {
             v
         });
         let trace_blocks = trace_ids.as_ref().map(|ids| self.blocks_with_traces(ids));
+        // Trace ids are not in the token filters: a required token that may be one is
+        // looked up in the trace-id dictionary (see `bloom::RequiredToken`).
+        let token_trace_blocks: Vec<([u8; 16], Vec<bool>)> = needles
+            .iter()
+            .flat_map(RequiredToken::trace_ids)
+            .map(|id| (*id, self.blocks_with_traces(std::slice::from_ref(id))))
+            .collect();
         let q = BlockQuery {
             start,
             end,
@@ -1217,9 +1418,16 @@ impl Part {
                     .as_ref()
                     .is_some_and(|s| !s.contains(&b.service))
                 || trace_blocks.as_ref().is_some_and(|t| !t[bi])
-                || !needles
-                    .iter()
-                    .all(|t| t.may_be_in(|h| b.filter.contains_hash(h)));
+                || !needles.iter().all(|t| {
+                    t.may_be_in(
+                        |h| b.filter.contains_hash(h),
+                        |id| {
+                            token_trace_blocks
+                                .iter()
+                                .any(|(i, blocks)| i == id && blocks[bi])
+                        },
+                    )
+                });
             if skip {
                 stats.blocks_skipped += 1;
                 continue;
@@ -1426,6 +1634,90 @@ mod tests {
             rows.len()
         );
         assert_eq!(passed == 0, rows.is_empty(), "{stats:?}");
+    }
+
+    #[test]
+    fn id_tokens_prune_by_the_trace_dictionary_not_the_filter() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.part");
+        let trace = |i: u64| {
+            let mut b = [0u8; 16];
+            b[..8].copy_from_slice(&i.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_be_bytes());
+            b[15] = 1;
+            TraceId(b)
+        };
+        let mut recs: Vec<LogRecord> = (0..50_000)
+            .map(|i| {
+                let mut r = rec("a", i, &format!("row {i}"));
+                r.trace_id = Some(trace(i as u64 / 2));
+                r.span_id = Some(SpanId((i as u64 + 1).to_be_bytes()));
+                r
+            })
+            .collect();
+        write_part(&path, &mut recs).unwrap();
+        let part = Part::open(&path).unwrap();
+        assert!(part.meta().blocks >= 6);
+        let scan = |tokens: Vec<String>| {
+            let req = ScanRequest {
+                required_tokens: tokens,
+                ..Default::default()
+            };
+            collect(&part, i64::MIN, i64::MAX, &req)
+        };
+        // A trace id as a free token (either case, or inside a phrase) reads only its block
+        // (and at most one more let through by a filter false positive, ~0.4% a block).
+        let want = trace(7_000);
+        for t in [
+            want.to_hex(),
+            want.to_hex().to_uppercase(),
+            format!("row {}", want.to_hex()),
+        ] {
+            let (rows, stats) = scan(vec![t.clone()]);
+            let passed = stats.blocks_total - stats.blocks_skipped;
+            assert!((1..=2).contains(&passed), "{t}: {stats:?}");
+            assert!(rows.iter().any(|r| r.trace_id == Some(want)), "{t}");
+        }
+        // An unknown trace id reads nothing (bar a filter false positive).
+        let (_, stats) = scan(vec![TraceId([0xee; 16]).to_hex()]);
+        assert!(stats.blocks_skipped + 1 >= stats.blocks_total, "{stats:?}");
+        // Span ids are not indexed: a span id token prunes nothing, so nothing is missed.
+        let span = recs[12_345].span_id.unwrap();
+        let (rows, stats) = scan(vec![span.to_hex()]);
+        assert_eq!(stats.blocks_skipped, 0, "{stats:?}");
+        assert!(rows.iter().any(|r| r.span_id == Some(span)));
+    }
+
+    /// A part of this version turned into the same part of version `v`: without trace
+    /// ids the version 2 and 3 layouts are byte-identical but for the version fields.
+    fn with_version(path: &Path, v: u16) {
+        let mut bytes = std::fs::read(path).unwrap();
+        let n = bytes.len();
+        bytes[6..8].copy_from_slice(&v.to_le_bytes());
+        bytes[n - 2..].copy_from_slice(&v.to_le_bytes());
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn version_2_parts_are_read_and_version_1_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.part");
+        let mut recs: Vec<LogRecord> = (0..100).map(|i| rec("s", i, &format!("b {i}"))).collect();
+        write_part(&path, &mut recs).unwrap();
+        with_version(&path, 2);
+        let part = Part::open(&path).unwrap();
+        assert!(matches!(part.traces, TraceLookup::KeysV2(ref k) if k.is_empty()));
+        assert_eq!(sorted(part.read_all().unwrap()), sorted(recs.clone()));
+        let req = ScanRequest {
+            trace_ids: Some(vec![TraceId([1; 16])]),
+            ..Default::default()
+        };
+        assert!(collect(&part, i64::MIN, i64::MAX, &req).0.is_empty());
+        with_version(&path, 1);
+        let err = Part::open(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("unsupported part version 1 (this build reads versions 2 and 3)"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1696,10 +1988,23 @@ mod tests {
         assert_eq!(n, 9_999, "even rows but 17000 carry t2");
     }
 
+    /// [`super::encode_columns`] with the trace dictionary a part of just `rows` has.
+    fn encode_columns(rows: &[LogRecord]) -> (Vec<RawColumn>, Vec<[u8; 16]>) {
+        let rows: Vec<&LogRecord> = rows.iter().collect();
+        let mut dict: Vec<[u8; 16]> = rows
+            .iter()
+            .filter_map(|r| r.trace_id.map(|t| t.0))
+            .collect();
+        dict.sort_unstable();
+        dict.dedup();
+        (super::encode_columns(&rows, &dict), dict)
+    }
+
     /// Decodes columns from [`encode_columns`] without a file: rows `sel` (all when
     /// `None`) with `projection`.
     fn decode_raw(
         cols: &[RawColumn],
+        dict: &[[u8; 16]],
         n: usize,
         projection: Option<&Projection>,
         sel: Option<&[usize]>,
@@ -1723,6 +2028,7 @@ mod tests {
             columns: &columns,
             n,
             service: "s",
+            trace_dict: Some(dict),
             load: &mut load,
             bad: &bad,
         };
@@ -1783,7 +2089,7 @@ mod tests {
                 r
             })
             .collect();
-        let cols = encode_columns(&recs);
+        let (cols, dict) = encode_columns(&recs);
         let p = Projection {
             body: false,
             attributes: vec!["status".into(), "host".into()],
@@ -1795,7 +2101,7 @@ mod tests {
                 c.bytes = vec![0xff; 3];
             }
         }
-        let got = decode_raw(&damaged, 100, Some(&p), None).unwrap();
+        let got = decode_raw(&damaged, &dict, 100, Some(&p), None).unwrap();
         for (g, want) in got.iter().zip(recs.iter_mut()) {
             assert_eq!(g.body, "");
             assert_eq!(g.timestamp, want.timestamp);
@@ -1803,7 +2109,7 @@ mod tests {
             assert_eq!(g.attributes.get("status"), want.attributes.get("status"));
             assert_eq!(g.resource.get("host"), want.resource.get("host"));
         }
-        assert!(decode_raw(&damaged, 100, None, None).is_err());
+        assert!(decode_raw(&damaged, &dict, 100, None, None).is_err());
         let all = Projection {
             body: true,
             attributes: vec![
@@ -1814,10 +2120,13 @@ mod tests {
                 "host".into(),
             ],
         };
-        assert_eq!(decode_raw(&cols, 100, Some(&all), None).unwrap(), recs);
+        assert_eq!(
+            decode_raw(&cols, &dict, 100, Some(&all), None).unwrap(),
+            recs
+        );
         // Row selection builds only the selected rows, in order.
         let sel = [3usize, 50, 99];
-        let got = decode_raw(&cols, 100, None, Some(&sel)).unwrap();
+        let got = decode_raw(&cols, &dict, 100, None, Some(&sel)).unwrap();
         assert_eq!(
             got,
             sel.iter().map(|&i| recs[i].clone()).collect::<Vec<_>>()
@@ -1829,21 +2138,23 @@ mod tests {
         let mut recs = vec![rec("s", 1, "hello"), rec("s", 2, "world")];
         recs[0].attributes.insert("k".into(), Value::Int(5));
         recs[1].trace_id = Some(TraceId([3; 16]));
-        let cols = encode_columns(&recs);
-        assert_eq!(decode_raw(&cols, 2, None, None).unwrap(), recs);
-        assert!(decode_raw(&cols, 3, None, None).is_err());
+        let (cols, dict) = encode_columns(&recs);
+        assert_eq!(decode_raw(&cols, &dict, 2, None, None).unwrap(), recs);
+        assert!(decode_raw(&cols, &dict, 3, None, None).is_err());
         for i in 0..cols.len() {
             for cut in 0..cols[i].bytes.len() {
                 let mut bad = cols.clone();
                 bad[i].bytes.truncate(cut);
                 assert!(
-                    decode_raw(&bad, 2, None, None).is_err(),
+                    decode_raw(&bad, &dict, 2, None, None).is_err(),
                     "column {i} cut {cut}"
                 );
             }
             let mut bad = cols.clone();
             bad[i].bytes.push(0);
-            let err = decode_raw(&bad, 2, None, None).unwrap_err().to_string();
+            let err = decode_raw(&bad, &dict, 2, None, None)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("trailing"), "{err}");
         }
     }
@@ -1867,19 +2178,19 @@ mod tests {
                 r
             })
             .collect();
-        let cols = encode_columns(&recs);
+        let (cols, dict) = encode_columns(&recs);
         let col = |key: &str| cols.iter().find(|c| c.key == key).unwrap();
         assert!(refs_body(&col("path").bytes, 200));
         assert!(refs_body(&col("remote_addr").bytes, 200));
         assert!(!refs_body(&col("status").bytes, 200));
-        assert_eq!(decode_raw(&cols, 200, None, None).unwrap(), recs);
+        assert_eq!(decode_raw(&cols, &dict, 200, None, None).unwrap(), recs);
         // Read without the body: the references still resolve, the body stays empty.
         let p = Projection {
             body: false,
             attributes: vec!["path".into()],
         };
         let sel = [0usize, 7, 150];
-        let got = decode_raw(&cols, 200, Some(&p), Some(&sel)).unwrap();
+        let got = decode_raw(&cols, &dict, 200, Some(&p), Some(&sel)).unwrap();
         let want: Vec<LogRecord> = sel.iter().map(|&i| projected(&recs[i], Some(&p))).collect();
         assert_eq!(got, want);
         // A reference past its body's end, or splitting a character, is corrupt.
@@ -1887,19 +2198,19 @@ mod tests {
         let c = bad.iter_mut().find(|c| c.key == "path").unwrap();
         let at = 200usize.div_ceil(8) + 1;
         c.bytes[at] = 0x7f;
-        assert!(decode_raw(&bad, 200, None, None).is_err());
+        assert!(decode_raw(&bad, &dict, 200, None, None).is_err());
         // Too few values found in the bodies: a plain string column.
         let mut few = recs.clone();
         for r in few.iter_mut().take(30) {
             r.attributes
                 .insert("path".into(), Value::Str("nowhere".into()));
         }
-        let cols = encode_columns(&few);
+        let (cols, dict) = encode_columns(&few);
         assert!(!refs_body(
             &cols.iter().find(|c| c.key == "path").unwrap().bytes,
             200
         ));
-        assert_eq!(decode_raw(&cols, 200, None, None).unwrap(), few);
+        assert_eq!(decode_raw(&cols, &dict, 200, None, None).unwrap(), few);
     }
 
     #[test]
@@ -1908,13 +2219,13 @@ mod tests {
         let recs: Vec<LogRecord> = (0..50)
             .map(|i| rec("s", 1_763_553_600_000_000_000 + i * 1_000_000_000, "x"))
             .collect();
-        let cols = encode_columns(&recs);
+        let (cols, dict) = encode_columns(&recs);
         assert!(
             cols[COL_TIMESTAMP].bytes.len() < 50 + 12,
             "{}",
             cols[COL_TIMESTAMP].bytes.len()
         );
-        assert_eq!(decode_raw(&cols, 50, None, None).unwrap(), recs);
+        assert_eq!(decode_raw(&cols, &dict, 50, None, None).unwrap(), recs);
     }
 
     #[test]
@@ -1949,7 +2260,7 @@ mod tests {
         // The index points at the blocks holding the id (12000..12003 spans both
         // services), all others are skipped without reading.
         assert_eq!(stats.blocks_total - stats.blocks_skipped, 2, "{stats:?}");
-        // An id that is nowhere reads nothing (its 4-byte key matches no entry).
+        // An id that is nowhere reads nothing (it is not in the dictionary).
         let req = ScanRequest {
             trace_ids: Some(vec![TraceId([0xee; 16])]),
             ..Default::default()
@@ -2030,7 +2341,10 @@ mod tests {
         for p in &paths {
             let part = Part::open(p).unwrap();
             total += part.meta.bytes;
-            traces += part.traces.len();
+            traces += match &part.traces {
+                TraceLookup::Dict(d) => d.blocks.len(),
+                TraceLookup::KeysV2(k) => k.len(),
+            };
             let data: u64 = part.blocks.iter().map(|b| b.len).sum();
             index += part.meta.bytes - data - HEADER_LEN - FOOTER_LEN;
             for b in &part.blocks {
@@ -2094,11 +2408,11 @@ mod tests {
             pick in prop::collection::vec(any::<bool>(), 40),
         ) {
             let n = recs.len();
-            let cols = encode_columns(&recs);
-            prop_assert_eq!(&decode_raw(&cols, n, None, None).unwrap(), &recs);
+            let (cols, dict) = encode_columns(&recs);
+            prop_assert_eq!(&decode_raw(&cols, &dict, n, None, None).unwrap(), &recs);
             let p = Projection { body, attributes: keys };
             let sel: Vec<usize> = (0..n).filter(|&i| pick[i]).collect();
-            let got = decode_raw(&cols, n, Some(&p), Some(&sel)).unwrap();
+            let got = decode_raw(&cols, &dict, n, Some(&p), Some(&sel)).unwrap();
             let want: Vec<LogRecord> = sel.iter().map(|&i| projected(&recs[i], Some(&p))).collect();
             prop_assert_eq!(got, want);
         }
@@ -2112,7 +2426,7 @@ mod tests {
             cut in any::<bool>(),
         ) {
             let n = recs.len();
-            let mut cols = encode_columns(&recs);
+            let (mut cols, dict) = encode_columns(&recs);
             let c = col.index(cols.len());
             if cols[c].bytes.is_empty() {
                 return Ok(());
@@ -2120,10 +2434,10 @@ mod tests {
             let i = at.index(cols[c].bytes.len());
             if cut {
                 cols[c].bytes.truncate(i);
-                prop_assert!(decode_raw(&cols, n, None, None).is_err());
+                prop_assert!(decode_raw(&cols, &dict, n, None, None).is_err());
             } else {
                 cols[c].bytes[i] = byte;
-                let _ = decode_raw(&cols, n, None, None);
+                let _ = decode_raw(&cols, &dict, n, None, None);
             }
         }
 

@@ -8,7 +8,8 @@
 //! the tenant's in-memory head (`tsdb/head.rs`: Gorilla chunks `tsdb/chunk.rs`, series
 //! index and postings `tsdb/index.rs`, `tsdb/postings.rs`). Maintenance cuts head data
 //! older than the newest block window into immutable block files per tenant and window
-//! (`<data>/metrics/<tenant>/<id>.block`, `tsdb/block.rs`), writes a head checkpoint
+//! (`<data>/metrics/<tenant>/<id>.block`, `tsdb/block.rs`, chunks re-encoded as decimal
+//! chunks `tsdb/decimal.rs` where smaller), writes a head checkpoint
 //! (`tsdb/checkpoint.rs`) and deletes the WAL segments it covers, merges adjacent blocks
 //! (`tsdb/compact.rs`) and applies retention. Queriers merge the head and the blocks; on
 //! equal timestamps the newest write wins (head over blocks, newer block over older).
@@ -25,6 +26,7 @@ pub mod bytes;
 pub mod checkpoint;
 pub mod chunk;
 pub mod compact;
+pub mod decimal;
 pub mod head;
 pub mod index;
 pub mod postings;
@@ -448,23 +450,30 @@ impl Tsdb {
             if data.is_empty() {
                 continue;
             }
-            let windows = split_by_window(&data, self.cfg.block_duration_ms);
+            let n_series = data.len();
+            // Moved, not copied: a series within one window (the usual case) keeps its
+            // sample vector, so the cut holds the samples once.
+            let mut windows = split_by_window(data, self.cfg.block_duration_ms);
             let mut written = Vec::new();
-            for series in windows.values() {
+            // Each window's samples are dropped once its block is written.
+            while let Some((_, series)) = windows.pop_first() {
                 let id = self.next_block_id.fetch_add(1, Ordering::Relaxed);
-                match block::write(&tdb.dir, id, series) {
+                match block::write(&tdb.dir, id, &series) {
                     Ok(b) => written.push(Arc::new(b)),
                     Err(e) => {
-                        // Put everything back: the written blocks hold copies, which the
-                        // head's precedence makes harmless.
-                        head.apply(&data, &[]);
+                        // Put back what is not in a block yet (the head's precedence makes
+                        // any copy in a written block harmless).
+                        head.apply(&series, &[]);
+                        for series in windows.values() {
+                            head.apply(series, &[]);
+                        }
                         let mut blocks = write(&tdb.blocks);
                         blocks.extend(written);
                         return Err(e);
                     }
                 }
             }
-            info!(tenant = %name, blocks = written.len(), series = data.len(), "tsdb head cut into blocks");
+            info!(tenant = %name, blocks = written.len(), series = n_series, "tsdb head cut into blocks");
             write(&tdb.blocks).extend(written);
         }
         let states: Vec<checkpoint::TenantState> = tenants
@@ -622,13 +631,22 @@ fn remove_block_files<'a>(dir: &Path, paths: impl Iterator<Item = &'a Path>) -> 
 }
 
 /// Splits cut series (sorted by labels) by block window; each window's list stays sorted.
-fn split_by_window(data: &[TimeSeries], block_ms: i64) -> BTreeMap<i64, Vec<TimeSeries>> {
+fn split_by_window(data: Vec<TimeSeries>, block_ms: i64) -> BTreeMap<i64, Vec<TimeSeries>> {
     let mut out: BTreeMap<i64, Vec<TimeSeries>> = BTreeMap::new();
+    let window = |s: &Sample| s.timestamp_ms.div_euclid(block_ms);
     for ts in data {
+        let (Some(first), Some(last)) = (ts.samples.first(), ts.samples.last()) else {
+            continue;
+        };
+        let (w, last_w) = (window(first), window(last));
+        if w == last_w {
+            out.entry(w).or_default().push(ts);
+            continue;
+        }
         let mut rest = &ts.samples[..];
         while let Some(first) = rest.first() {
-            let w = first.timestamp_ms.div_euclid(block_ms);
-            let n = rest.partition_point(|s| s.timestamp_ms.div_euclid(block_ms) == w);
+            let w = window(first);
+            let n = rest.partition_point(|s| window(s) == w);
             out.entry(w).or_default().push(TimeSeries {
                 labels: ts.labels.clone(),
                 samples: rest[..n].to_vec(),

@@ -25,6 +25,14 @@ pub fn decode_otlp_logs_protobuf(body: &[u8], now_ns: i64) -> Result<Vec<LogReco
     convert(req, now_ns).map_err(Error::OtlpProtobuf)
 }
 
+/// The records of an already decoded request (the gRPC service gets it from tonic).
+///
+/// # Errors
+/// As for [`decode_otlp_logs_protobuf`], as [`Error::OtlpProtobuf`].
+pub fn logs_from_request(req: ExportLogsServiceRequest, now_ns: i64) -> Result<Vec<LogRecord>> {
+    convert(req, now_ns).map_err(Error::OtlpProtobuf)
+}
+
 /// Decodes an OTLP/JSON logs export request (lowerCamelCase keys, hex ids, 64-bit integers
 /// as strings or numbers), via opentelemetry-proto's serde support.
 ///
@@ -124,7 +132,7 @@ fn convert(req: ExportLogsServiceRequest, now_ns: i64) -> Result<Vec<LogRecord>,
 }
 
 /// Adds `kv` under `prefix.key` (or `key` at the top), flattening kvlists.
-fn flatten_kv(prefix: String, kv: KeyValue, attrs: &mut Attributes) {
+pub(crate) fn flatten_kv(prefix: String, kv: KeyValue, attrs: &mut Attributes) {
     let key = match prefix.is_empty() {
         true => kv.key,
         false => format!("{prefix}.{}", kv.key),
@@ -154,7 +162,7 @@ fn flatten_kv(prefix: String, kv: KeyValue, attrs: &mut Attributes) {
 }
 
 /// An AnyValue as text: strings as is, bytes as hex, empty as "", others as JSON text.
-fn any_text(v: AnyValue) -> String {
+pub(crate) fn any_text(v: AnyValue) -> String {
     match v.value {
         None => String::new(),
         Some(any_value::Value::StringValue(s)) => s,

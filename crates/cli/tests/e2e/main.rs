@@ -7,5 +7,8 @@ mod loghub;
 mod logs;
 mod metrics;
 mod otel_python;
+mod otlp_grpc;
 mod promql_conformance;
+mod traces;
+mod traces_crash;
 mod util;

@@ -27,6 +27,9 @@ pub struct Server {
     pub dir: PathBuf,
     pub main: String,
     pub otlp: String,
+    /// `http://127.0.0.1:<port>` of the OTLP/gRPC listener, when the test asked for one
+    /// with `--otlp-grpc 127.0.0.1:0` (it is `off` otherwise).
+    pub grpc: String,
     log: Arc<Mutex<String>>,
     extra_args: Vec<String>,
     envs: Vec<(String, String)>,
@@ -47,6 +50,7 @@ impl Server {
             dir,
             main: String::new(),
             otlp: String::new(),
+            grpc: String::new(),
             log: Arc::new(Mutex::new(String::new())),
             extra_args: args.iter().map(|s| s.to_string()).collect(),
             envs: envs
@@ -63,18 +67,17 @@ impl Server {
     /// Starts the process (ports fresh each time) without waiting for readiness.
     pub fn spawn(&mut self) {
         let mut cmd = Command::new(bin());
-        cmd.arg("serve")
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--otlp-http",
-                "127.0.0.1:0",
-                "--otlp-grpc",
-                "off",
-            ])
-            .args(&self.extra_args)
+        let wants_grpc = self.extra_args.iter().any(|a| a == "--otlp-grpc");
+        cmd.arg("serve").arg("--data-dir").arg(&self.dir).args([
+            "--listen",
+            "127.0.0.1:0",
+            "--otlp-http",
+            "127.0.0.1:0",
+        ]);
+        if !wants_grpc {
+            cmd.args(["--otlp-grpc", "off"]);
+        }
+        cmd.args(&self.extra_args)
             .env("RUST_LOG", "info")
             .env_remove("SIGHTLINE_SERVER")
             .current_dir(self.dir.parent().unwrap())
@@ -90,7 +93,7 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                for what in ["main", "otlp-http"] {
+                for what in ["main", "otlp-http", "otlp-grpc"] {
                     let pat = format!("{what} listening on http://");
                     if let Some(i) = line.find(&pat) {
                         let addr = line[i + pat.len()..]
@@ -109,11 +112,13 @@ impl Server {
         self.child = Some(child);
         self.main.clear();
         self.otlp.clear();
+        self.grpc.clear();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while self.main.is_empty() || self.otlp.is_empty() {
+        while self.main.is_empty() || self.otlp.is_empty() || (wants_grpc && self.grpc.is_empty()) {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok((what, addr)) if what == "main" => self.main = format!("http://{addr}"),
+                Ok((what, addr)) if what == "otlp-grpc" => self.grpc = format!("http://{addr}"),
                 Ok((_, addr)) => self.otlp = format!("http://{addr}"),
                 Err(_) => panic!("server did not report its listeners; log:\n{}", self.log()),
             }

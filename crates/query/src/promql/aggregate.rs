@@ -58,6 +58,8 @@ pub(super) fn eval(ev: &Evaluator, a: &AggregateExpr, s: &Steps) -> Result<Ev> {
     };
     let input = ev.eval_vector(&a.expr, s)?;
     let mut out = Vec::with_capacity(input.len());
+    // The input's steps share their label sets (`Rc`s): each one's key is computed once.
+    let mut keys = GroupKeys::default();
     for (i, vec) in input.iter().enumerate() {
         let p = match &param {
             None => Param::None,
@@ -69,7 +71,7 @@ pub(super) fn eval(ev: &Evaluator, a: &AggregateExpr, s: &Steps) -> Result<Ev> {
                 )));
             }
         };
-        let r = aggregate(&op, &grouping, without, p, vec)?;
+        let r = aggregate_keyed(&op, &grouping, without, p, vec, &mut keys)?;
         check_unique(&r)?;
         out.push(r);
     }
@@ -106,6 +108,68 @@ fn grouping_key(l: &Labels, grouping: &[String], without: bool) -> String {
     key
 }
 
+/// Grouping keys interned per input label set across the steps of one aggregation: a
+/// range query evaluates the same series at every step, and building the key string for
+/// every series at every step was most of `sum(rate(x[5m]))`'s time.
+#[derive(Default)]
+pub(super) struct GroupKeys {
+    /// By label-set address; the `Rc` held here keeps the address from being reused by
+    /// another label set while the cache lives.
+    by_ptr: HashMap<*const Labels, (Rc<Labels>, u32)>,
+    ids: HashMap<String, u32>,
+    /// The previous vector's (address, key id) by position: steps of a range query list
+    /// the same series in the same order, so most lookups are one pointer comparison.
+    prev: Vec<(*const Labels, u32)>,
+    cur: Vec<(*const Labels, u32)>,
+    /// Group index + 1 per key id within the current vector (0: no group yet).
+    slots: Vec<usize>,
+}
+
+impl GroupKeys {
+    fn intern(&mut self, key: String) -> u32 {
+        let n = self.ids.len() as u32;
+        *self.ids.entry(key).or_insert(n)
+    }
+
+    /// The key id of the `pos`-th element `l` of the current vector.
+    fn id(&mut self, pos: usize, l: &Rc<Labels>, grouping: &[String], without: bool) -> u32 {
+        let ptr = Rc::as_ptr(l);
+        let id = match self.prev.get(pos) {
+            Some(&(p, id)) if p == ptr => id,
+            _ => {
+                if let Some((_, id)) = self.by_ptr.get(&ptr) {
+                    *id
+                } else {
+                    let id = self.intern(grouping_key(l, grouping, without));
+                    self.by_ptr.insert(ptr, (l.clone(), id));
+                    id
+                }
+            }
+        };
+        self.cur.push((ptr, id));
+        id
+    }
+
+    /// Starts a vector: the last one's positions become the hints.
+    fn start(&mut self) {
+        std::mem::swap(&mut self.prev, &mut self.cur);
+        self.cur.clear();
+    }
+
+    /// The group index of key `id` in the current vector.
+    fn group(&self, id: u32) -> Option<usize> {
+        self.slots.get(id as usize).and_then(|&g| g.checked_sub(1))
+    }
+
+    fn set_group(&mut self, id: u32, g: usize) {
+        let i = id as usize;
+        if self.slots.len() <= i {
+            self.slots.resize(i + 1, 0);
+        }
+        self.slots[i] = g + 1;
+    }
+}
+
 /// Whether `s` is a valid Prometheus label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
 pub(super) fn is_valid_label_name(s: &str) -> bool {
     let mut chars = s.chars();
@@ -125,12 +189,25 @@ pub(super) fn format_float_f(v: f64) -> String {
 }
 
 /// Aggregates one vector (Prometheus' `aggregation()`); `grouping` is sorted.
+#[cfg(test)]
 pub(super) fn aggregate(
     op: &str,
     grouping: &[String],
     without: bool,
     param: Param,
     vec: &[Elem],
+) -> Result<Vec<Elem>> {
+    aggregate_keyed(op, grouping, without, param, vec, &mut GroupKeys::default())
+}
+
+/// [`aggregate`] with grouping keys cached in `keys` (used with one `grouping`/`without`).
+pub(super) fn aggregate_keyed(
+    op: &str,
+    grouping: &[String],
+    without: bool,
+    param: Param,
+    vec: &[Elem],
+    keys: &mut GroupKeys,
 ) -> Result<Vec<Elem>> {
     let mut k: i64 = 0;
     if op == "topk" || op == "bottomk" {
@@ -172,18 +249,19 @@ pub(super) fn aggregate(
         }
     }
 
-    let mut index: HashMap<String, usize> = HashMap::new();
+    keys.start();
+    let mut group_keys: Vec<u32> = Vec::new();
     let mut groups: Vec<Group> = Vec::new();
-    for s in vec {
+    for (pos, s) in vec.iter().enumerate() {
         let counted;
-        let metric: &Labels = if op == "count_values" {
+        let (metric, key): (&Labels, u32) = if op == "count_values" {
             counted = (*s.labels).clone().with(value_label, &format_float_f(s.v));
-            &counted
+            let key = keys.intern(grouping_key(&counted, &grouping, without));
+            (&counted, key)
         } else {
-            &s.labels
+            (&s.labels, keys.id(pos, &s.labels, &grouping, without))
         };
-        let key = grouping_key(metric, &grouping, without);
-        let Some(&gi) = index.get(&key) else {
+        let Some(gi) = keys.group(key) else {
             let labels = if without {
                 retain(metric, |k| {
                     k != METRIC_NAME && !grouping.iter().any(|g| g == k)
@@ -206,7 +284,8 @@ pub(super) fn aggregate(
                 "group" => g.value = 1.0,
                 _ => {}
             }
-            index.insert(key, groups.len());
+            keys.set_group(key, groups.len());
+            group_keys.push(key);
             groups.push(g);
             continue;
         };
@@ -283,6 +362,9 @@ pub(super) fn aggregate(
         }
     }
 
+    for &k in &group_keys {
+        keys.slots[k as usize] = 0;
+    }
     let mut out = Vec::with_capacity(groups.len());
     for mut g in groups {
         let value = match op {
@@ -384,6 +466,34 @@ mod tests {
 
     fn values(out: &[Elem]) -> Vec<f64> {
         out.iter().map(|e| e.v).collect()
+    }
+
+    #[test]
+    fn cached_keys_follow_label_sets_across_steps() {
+        let a = elem(&[("job", "a"), ("i", "1")], 1.0);
+        let b = elem(&[("job", "b"), ("i", "1")], 2.0);
+        let a2 = elem(&[("job", "a"), ("i", "2")], 4.0);
+        let by = ["job".to_string()];
+        let mut keys = GroupKeys::default();
+        let step = |keys: &mut GroupKeys, v: &[Elem]| {
+            let out = aggregate_keyed("sum", &by, false, Param::None, v, keys).unwrap();
+            out.iter()
+                .map(|e| (e.labels.to_string(), e.v))
+                .collect::<Vec<_>>()
+        };
+        let (ja, jb) = ("{job=\"a\"}".to_string(), "{job=\"b\"}".to_string());
+        assert_eq!(
+            step(&mut keys, &[a.clone(), b.clone()]),
+            vec![(ja.clone(), 1.0), (jb.clone(), 2.0)]
+        );
+        // Another order, a series missing, a new label set in the same group.
+        assert_eq!(
+            step(&mut keys, &[b.clone(), a2.clone(), a.clone()]),
+            vec![(jb.clone(), 2.0), (ja.clone(), 5.0)]
+        );
+        assert_eq!(step(&mut keys, &[a2]), vec![(ja, 4.0)]);
+        assert_eq!(step(&mut keys, &[]), vec![]);
+        assert_eq!(step(&mut keys, &[b]), vec![(jb, 2.0)]);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use promql_parser::label::MatchOp as ParserMatchOp;
 use promql_parser::parser::{Call, Expr};
-use sightline_model::{Labels, METRIC_NAME};
+use sightline_model::{Labels, Sample, METRIC_NAME};
 
 use super::aggregate::is_valid_label_name;
 use super::engine::{
@@ -189,13 +189,33 @@ fn range_call(ev: &Evaluator, name: &str, args: &[&Expr], idx: usize, s: &Steps)
     let mut out: Vec<Vector> = vec![Vec::new(); s.n];
     let mut names = NameDropper::default();
     let mut pbuf = Vec::with_capacity(params.len());
+    // rate/increase scan each window for counter resets; with the running count of
+    // resets per series, windows without one (nearly all) skip the scan.
+    let hint_resets = name == "rate" || name == "increase";
+    let mut drops: Vec<u32> = Vec::new();
     for (labels, samples) in &input.series {
         let out_labels = if keep_name {
             labels.clone()
         } else {
             names.drop_name(labels)
         };
+        if hint_resets {
+            drops.clear();
+            let mut n = 0u32;
+            drops.push(0);
+            for w in samples.windows(2) {
+                n += u32::from(w[1].value < w[0].value);
+                drops.push(n);
+            }
+        }
         input.windows(s, samples, |i, start, end, window| {
+            // The window is a subslice of `samples`: its position gives the reset counts.
+            let no_resets = hint_resets && {
+                let lo = (window.as_ptr() as usize - samples.as_ptr() as usize)
+                    / std::mem::size_of::<Sample>();
+                debug_assert!(lo + window.len() <= samples.len(), "BUG: window outside");
+                drops[lo + window.len() - 1] == drops[lo]
+            };
             pbuf.clear();
             pbuf.extend(params.iter().map(|p| p[i]));
             range_fns::check_params(name, &pbuf).map_err(PromqlError::Execution)?;
@@ -210,6 +230,7 @@ fn range_call(ev: &Evaluator, name: &str, args: &[&Expr], idx: usize, s: &Steps)
                     end
                 },
                 params: &pbuf,
+                no_resets,
             });
             if let Some(v) = r {
                 out[i].push(Elem {

@@ -30,6 +30,10 @@ pub struct RangeArgs<'a> {
     /// Scalar arguments: `predict_linear` → `[t_seconds]`, `quantile_over_time` → `[q]`,
     /// `holt_winters` → `[sf, tf]`; empty for the others.
     pub params: &'a [f64],
+    /// `true` when the caller knows that no sample is below its predecessor (no counter
+    /// reset), so `rate`/`increase` skip their reset scan (the result is the same: the
+    /// scan would add nothing); `false` when unknown.
+    pub no_resets: bool,
 }
 
 /// A range function: `None` when the series produces no output sample.
@@ -152,7 +156,7 @@ fn extrapolated_rate(a: &RangeArgs, is_counter: bool, is_rate: bool) -> Option<f
     let first = s[0];
     let last = s[s.len() - 1];
     let mut result = last.value - first.value;
-    if is_counter {
+    if is_counter && !a.no_resets {
         let mut prev = first.value;
         for cur in &s[1..] {
             if cur.value < prev {
@@ -532,6 +536,7 @@ mod tests {
             range_start_ms: start,
             eval_ms: end,
             params,
+            no_resets: false,
         })
     }
 
@@ -737,8 +742,17 @@ mod tests {
                     range_start_ms: -1_000_000,
                     eval_ms: 1_000_000,
                     params: &params[..param_count(name)],
+                    no_resets: false,
                 };
                 let r = f(&args);
+                let monotonic = s
+                    .windows(2)
+                    .all(|w| w[1].value.partial_cmp(&w[0].value) != Some(std::cmp::Ordering::Less));
+                if monotonic {
+                    // The hint changes nothing when it is true.
+                    let hinted = f(&RangeArgs { no_resets: true, ..args });
+                    proptest::prop_assert_eq!(r.map(f64::to_bits), hinted.map(f64::to_bits));
+                }
                 if s.is_empty() {
                     proptest::prop_assert!(r.is_none(), "{} gave {:?}", name, r);
                 }

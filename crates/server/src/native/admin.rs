@@ -1,5 +1,6 @@
-//! Operator endpoints: `POST /api/v1/admin/flush` writes every buffered log row to parts and
-//! every metric sample in the TSDB head to blocks now (tests and backups use it; background
+//! Operator endpoints: `POST /api/v1/admin/flush` writes every buffered log row and span to
+//! parts (trace sampling decides then) and every metric sample in the TSDB head to blocks
+//! now (tests and backups use it; background
 //! flushes and block cuts do the same on their schedules).
 
 use std::sync::Arc;
@@ -15,9 +16,14 @@ pub async fn flush(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let store = state.store()?;
     let tsdb = state.metric_store()?;
-    tokio::task::spawn_blocking(move || store.flush().and_then(|()| tsdb.flush()))
-        .await
-        .map_err(|e| ApiError::Internal(format!("flush task failed: {e}")))?
-        .map_err(ApiError::storage)?;
+    let spans = state.span_store()?;
+    tokio::task::spawn_blocking(move || {
+        store.flush()?;
+        spans.flush()?;
+        tsdb.flush()
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("flush task failed: {e}")))?
+    .map_err(ApiError::storage)?;
     Ok(Json(serde_json::json!({"status": "ok"})))
 }

@@ -113,6 +113,80 @@ pub fn limit(
     }
 }
 
+/// A duration parameter in Go's / Jaeger's syntax (`time.ParseDuration`): one or more
+/// decimal numbers each with a unit, `500ns`, `100us` (or `µs`), `1.5ms`, `2s`, `1m30s`,
+/// `2h`; returned in nanoseconds (fractions below 1 ns are dropped). A bare number has no
+/// unit and is refused, as is a sign: a negative duration filters nothing.
+///
+/// Hand-written rather than `humantime`: humantime reads `1m` as a minute but also accepts
+/// `1month`, spaces and no `µs`, and Jaeger clients send exactly Go's syntax.
+///
+/// # Errors
+/// 400 `<name>: ...` for anything else, or a duration over `i64::MAX` ns (about 292 years).
+pub fn parse_duration(name: &str, s: &str) -> Result<i64, ApiError> {
+    let bad = |reason: &str| {
+        ApiError::BadRequest(format!(
+            "{name}: cannot parse {s:?} as a duration ({reason}; examples: 1.5ms, 100us, 2s, 1m30s)"
+        ))
+    };
+    if s.is_empty() {
+        return Err(bad("empty"));
+    }
+    let mut rest = s;
+    let mut total: u128 = 0;
+    while !rest.is_empty() {
+        let digits_end = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
+        let (number, after) = rest.split_at(digits_end);
+        let (int_part, frac_part) = number.split_once('.').unwrap_or((number, ""));
+        if int_part.is_empty() && frac_part.is_empty() {
+            return Err(bad("expected a number"));
+        }
+        if frac_part.contains('.') {
+            return Err(bad("two decimal points in one number"));
+        }
+        let unit_end = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_end);
+        let unit_ns: u128 = match unit {
+            "ns" => 1,
+            // U+00B5 MICRO SIGN and U+03BC GREEK SMALL LETTER MU, as Go accepts both.
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            "" => return Err(bad("missing unit")),
+            _ => return Err(bad(&format!("unknown unit {unit:?}"))),
+        };
+        let too_long = || bad("out of range");
+        // More than 30 digits cannot fit even in u128 arithmetic below, and is absurd anyway.
+        if int_part.len() > 30 {
+            return Err(too_long());
+        }
+        let whole: u128 = if int_part.is_empty() {
+            0
+        } else {
+            int_part.parse().map_err(|_| too_long())?
+        };
+        let mut ns = whole.checked_mul(unit_ns).ok_or_else(too_long)?;
+        // Fraction digits past nanosecond precision of the largest unit do not matter.
+        let frac = &frac_part[..frac_part.len().min(18)];
+        if !frac.is_empty() {
+            let f: u128 = frac.parse().map_err(|_| too_long())?;
+            ns += f * unit_ns / 10u128.pow(frac.len() as u32);
+        }
+        total = total.checked_add(ns).ok_or_else(too_long)?;
+        if total > i64::MAX as u128 {
+            return Err(too_long());
+        }
+        rest = next;
+    }
+    Ok(total as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +232,41 @@ mod tests {
             .contains("query.max_limit"));
         p.insert("limit".to_string(), "x".to_string());
         assert!(limit(&p, 100, 1000).is_err());
+    }
+    #[test]
+    fn durations_in_go_syntax() {
+        let d = |s| parse_duration("min_duration", s);
+        assert_eq!(d("500ns").unwrap(), 500);
+        assert_eq!(d("100us").unwrap(), 100_000);
+        assert_eq!(d("250\u{b5}s").unwrap(), 250_000);
+        assert_eq!(d("250\u{3bc}s").unwrap(), 250_000);
+        assert_eq!(d("1.5ms").unwrap(), 1_500_000);
+        assert_eq!(d(".5s").unwrap(), 500_000_000);
+        assert_eq!(d("2s").unwrap(), 2_000_000_000);
+        assert_eq!(d("1m30s").unwrap(), 90_000_000_000);
+        assert_eq!(d("1h0.5m").unwrap(), 3_630_000_000_000);
+        assert_eq!(d("1.0000000001s").unwrap(), 1_000_000_000);
+        for bad in [
+            "",
+            "100",
+            "0",
+            "1.5",
+            "-1s",
+            "+1s",
+            "1x",
+            "1 s",
+            "s",
+            "1..5s",
+            "1.2.3s",
+            "abc",
+            "1d",
+            "1sec",
+            "99999999999h",
+            "1000000000000000000000000000000000s",
+        ] {
+            let e = d(bad).unwrap_err();
+            assert!(matches!(e, ApiError::BadRequest(_)), "{bad:?}");
+            assert!(e.to_string().starts_with("min_duration: "), "{bad:?}: {e}");
+        }
     }
 }
