@@ -160,14 +160,5 @@ fn count_rejected(state: &AppState, signal: &str, protocol: &str, e: ApiError) -
 
 /// Counts a rejected span batch and passes the error on.
 pub fn rejected_spans(state: &AppState, protocol: &'static str, e: ApiError) -> ApiError {
-    state.metrics.inc(
-        "sightline_rejected_batches_total",
-        &[
-            ("signal", "traces"),
-            ("protocol", protocol),
-            ("reason", e.reason()),
-        ],
-        1,
-    );
-    e
+    count_rejected(state, "traces", protocol, e)
 }

@@ -117,7 +117,8 @@ impl SpanScan {
             && self.max_duration_ns.is_none_or(|m| d <= m)
     }
 
-    /// Whether the materialised span `s` passes every filter.
+    /// Whether the materialised span `s` passes every filter. `trace_ids` must be sorted
+    /// ([`SpanStore::scan`] sorts a copy: a search fetches up to 1,000 traces at once).
     fn matches(&self, s: &Span) -> bool {
         let d = s.duration();
         self.service.as_ref().is_none_or(|v| *v == s.service)
@@ -128,7 +129,7 @@ impl SpanScan {
             && self
                 .trace_ids
                 .as_ref()
-                .is_none_or(|ids| ids.contains(&s.trace_id))
+                .is_none_or(|ids| ids.binary_search(&s.trace_id).is_ok())
             && self
                 .attributes
                 .iter()
@@ -251,6 +252,18 @@ impl SpanStore {
         scan: &SpanScan,
         visit: &mut dyn FnMut(Span) -> ControlFlow<()>,
     ) -> Result<ScanStats> {
+        let sorted;
+        let scan = match &scan.trace_ids {
+            Some(ids) if !ids.is_sorted() => {
+                let mut c = scan.clone();
+                if let Some(ids) = &mut c.trace_ids {
+                    ids.sort_unstable();
+                }
+                sorted = c;
+                &sorted
+            }
+            _ => scan,
+        };
         let req = scan.request();
         let mut bad: Option<Error> = None;
         let q = self.events.querier(tenant, start_ns, end_ns);

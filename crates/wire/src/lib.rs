@@ -20,7 +20,7 @@ pub mod syslog;
 pub use error::{Error, Result};
 pub use lines::{parse_lines, LineFormat};
 pub use ndjson::decode_ndjson;
-pub use otlp_logs::{decode_otlp_logs_json, decode_otlp_logs_protobuf, logs_from_request};
+pub use otlp_logs::{decode_otlp_logs_json, decode_otlp_logs_protobuf};
 
 // Metric ingest decoders (issue 3): remote write, Prometheus text, OpenMetrics, OTLP.
 pub mod exposition;
@@ -33,12 +33,12 @@ pub use openmetrics::{parse_openmetrics, write_openmetrics};
 pub use remote_write::{decode_write_request, encode_write_request};
 pub mod otlp_metrics;
 pub use otlp_metrics::{
-    decode_otlp_metrics_json, decode_otlp_metrics_protobuf, metrics_from_request, DeltaAccumulator,
-    DeltaPoint, OtlpMetrics,
+    decode_otlp_metrics_json, decode_otlp_metrics_protobuf, DeltaAccumulator, DeltaPoint,
+    OtlpMetrics,
 };
 
 // Trace ingest decoders (issue 4): OTLP traces, Zipkin v2 JSON.
 pub mod otlp_traces;
 pub mod zipkin;
-pub use otlp_traces::{decode_otlp_traces_json, decode_otlp_traces_protobuf, spans_from_request};
+pub use otlp_traces::{decode_otlp_traces_json, decode_otlp_traces_protobuf};
 pub use zipkin::decode_zipkin_json;

@@ -25,14 +25,6 @@ pub fn decode_otlp_logs_protobuf(body: &[u8], now_ns: i64) -> Result<Vec<LogReco
     convert(req, now_ns).map_err(Error::OtlpProtobuf)
 }
 
-/// The records of an already decoded request (the gRPC service gets it from tonic).
-///
-/// # Errors
-/// As for [`decode_otlp_logs_protobuf`], as [`Error::OtlpProtobuf`].
-pub fn logs_from_request(req: ExportLogsServiceRequest, now_ns: i64) -> Result<Vec<LogRecord>> {
-    convert(req, now_ns).map_err(Error::OtlpProtobuf)
-}
-
 /// Decodes an OTLP/JSON logs export request (lowerCamelCase keys, hex ids, 64-bit integers
 /// as strings or numbers), via opentelemetry-proto's serde support.
 ///

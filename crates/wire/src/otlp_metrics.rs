@@ -79,14 +79,6 @@ pub fn decode_otlp_metrics_protobuf(body: &[u8], now_ns: i64) -> Result<OtlpMetr
     convert(req, now_ns).map_err(Error::OtlpProtobuf)
 }
 
-/// The series of an already decoded request (the gRPC service gets it from tonic).
-///
-/// # Errors
-/// As for [`decode_otlp_metrics_protobuf`], as [`Error::OtlpProtobuf`].
-pub fn metrics_from_request(req: ExportMetricsServiceRequest, now_ns: i64) -> Result<OtlpMetrics> {
-    convert(req, now_ns).map_err(Error::OtlpProtobuf)
-}
-
 /// Decodes an OTLP/JSON metrics export request (lowerCamelCase keys, 64-bit integers as
 /// strings or numbers), via opentelemetry-proto's serde support.
 ///
