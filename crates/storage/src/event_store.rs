@@ -36,7 +36,9 @@ use crate::api::{LogAppender, LogQuerier, LogStore, ScanRequest, ScanStats, Stor
 use crate::dir_lock::lock_dir;
 use crate::error::{Error, Result};
 use crate::manifest::{parse_day, part_path, Manifest, PartEntry, MANIFEST_FILE};
-use crate::part::{write_part_refs, Part, FLUSH_ZSTD_LEVEL, MERGE_ZSTD_LEVEL};
+use crate::part::{
+    write_part_refs, Part, WriteOptions, FLUSH_ZSTD_LEVEL, MAX_BLOCK_ROWS, MERGE_ZSTD_LEVEL,
+};
 use crate::wal::{sync_dir, Wal};
 pub use crate::wal::{FsyncPolicy, ReplayReport};
 
@@ -79,6 +81,8 @@ pub struct StoreConfig {
     pub retention_max_bytes: Option<u64>,
     /// Merge a partition's parts once it has more than this many (default 8).
     pub max_parts_per_partition: usize,
+    /// Rows per part block at most (default [`MAX_BLOCK_ROWS`], which is also the cap).
+    pub block_rows: usize,
 }
 
 impl StoreConfig {
@@ -95,6 +99,7 @@ impl StoreConfig {
             retention_period: None,
             retention_max_bytes: None,
             max_parts_per_partition: DEFAULT_MAX_PARTS_PER_PARTITION,
+            block_rows: MAX_BLOCK_ROWS,
         }
     }
 }
@@ -643,7 +648,11 @@ impl EventStore {
             sync_dir(&self.logs_dir)?;
         }
         let tmp = dir.join(format!("{id}.part.tmp"));
-        let meta = match write_part_refs(&tmp, records, level) {
+        let opts = WriteOptions {
+            level,
+            block_rows: self.cfg.block_rows,
+        };
+        let meta = match write_part_refs(&tmp, records, &opts) {
             Ok(m) => m,
             Err(e) => {
                 let _ = fs::remove_file(&tmp);

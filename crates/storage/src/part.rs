@@ -250,15 +250,15 @@ fn header_bytes_of(version: u16) -> [u8; 8] {
 }
 
 /// Splits records sorted by service into block ranges: never mixing services, at most
-/// [`MAX_BLOCK_ROWS`] rows and about [`MAX_BLOCK_BYTES`] bytes each.
-fn block_ranges(records: &[&LogRecord]) -> Vec<Range<usize>> {
+/// `max_rows` rows and about [`MAX_BLOCK_BYTES`] bytes each.
+fn block_ranges(records: &[&LogRecord], max_rows: usize) -> Vec<Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut bytes = 0;
     for (i, r) in records.iter().enumerate() {
         if i > start
             && (r.service != records[start].service
-                || i - start >= MAX_BLOCK_ROWS
+                || i - start >= max_rows
                 || bytes >= MAX_BLOCK_BYTES)
         {
             out.push(start..i);
@@ -1006,7 +1006,28 @@ pub fn write_part_with_level(
             .then(a.timestamp.cmp(&b.timestamp))
     });
     let mut refs: Vec<&LogRecord> = records.iter().collect();
-    write_part_refs(path, &mut refs, level)
+    write_part_refs(path, &mut refs, &WriteOptions::with_level(level))
+}
+
+/// How [`write_part_refs`] writes a part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// zstd level of the column blocks ([`FLUSH_ZSTD_LEVEL`] for flushes,
+    /// [`MERGE_ZSTD_LEVEL`] for merges).
+    pub level: i32,
+    /// Rows per block at most (default [`MAX_BLOCK_ROWS`]). Smaller blocks cost a little
+    /// compression and make point lookups (a trace by id) decompress less.
+    pub block_rows: usize,
+}
+
+impl WriteOptions {
+    /// Defaults at zstd level `level`.
+    pub fn with_level(level: i32) -> Self {
+        WriteOptions {
+            level,
+            block_rows: MAX_BLOCK_ROWS,
+        }
+    }
 }
 
 /// [`write_part_with_level`] over borrowed records (sorts the references), so a flush
@@ -1014,7 +1035,12 @@ pub fn write_part_with_level(
 ///
 /// # Errors
 /// [`Error::Io`] naming `path`.
-pub fn write_part_refs(path: &Path, records: &mut [&LogRecord], level: i32) -> Result<PartMeta> {
+pub fn write_part_refs(
+    path: &Path,
+    records: &mut [&LogRecord],
+    opts: &WriteOptions,
+) -> Result<PartMeta> {
+    let level = opts.level;
     records.sort_by(|a, b| {
         a.service
             .cmp(&b.service)
@@ -1035,7 +1061,7 @@ pub fn write_part_refs(path: &Path, records: &mut [&LogRecord], level: i32) -> R
     trace_ids.sort_unstable();
     trace_ids.dedup();
     let mut traces: Vec<(u32, u32)> = Vec::new();
-    for range in block_ranges(records) {
+    for range in block_ranges(records, opts.block_rows.clamp(1, MAX_BLOCK_ROWS)) {
         let rows = &records[range];
         let block_no = entries.len() as u32;
         let block_at = pos;
